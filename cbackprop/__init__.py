@@ -1,0 +1,22 @@
+"""cbackprop: multilayer perceptrons trained by backpropagation in compiled code.
+
+>>> import cbackprop
+>>> net = cbackprop.Network([64, 30, 10], seed=0)
+>>> net.weights[0].shape
+(30, 64)
+"""
+
+try:
+    from . import _backward, _forward, _train  # noqa: F401
+except ImportError as exc:  # pragma: no cover - only without a build
+    raise ImportError(
+        "cbackprop's compiled kernels are missing or failed to load "
+        f"({exc}). Build them with `pip install .` (or `pip install -e .` for development) "
+        "from the source tree; a C compiler is needed.") from exc
+
+from . import reference
+from .network import Network, load
+from .train import History
+
+__version__ = "0.1.0"
+__all__ = ["Network", "load", "History", "reference", "__version__"]

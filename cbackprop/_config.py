@@ -1,0 +1,194 @@
+"""Names, kernel codes and input validation shared by the Python layer.
+
+Everything the compiled kernels receive passes through here first: the kernels run with
+bounds checks off, so shapes, dtypes, contiguity and finiteness are established in Python.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+# Codes must match the enums in src/_activations.pxd.
+ACTIVATION_CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "linear": 3, "softmax": 4}
+LOSS_CODES = {"mse": 0, "cross_entropy": 1}
+DTYPES = (np.float32, np.float64)
+# Largest layer width: BLAS takes int dimensions.
+MAX_UNITS = 2**31 - 1
+
+
+def check_sizes(sizes):
+    """Validate ``[n_in, hidden..., n_out]`` and return it as a tuple of ints."""
+    try:
+        sizes = tuple(sizes)
+    except TypeError:
+        raise TypeError(f"sizes must be a sequence of layer widths, got {sizes!r}") from None
+    if len(sizes) < 2:
+        raise ValueError(f"sizes needs at least two entries (inputs and outputs), got {sizes!r}")
+    for k, s in enumerate(sizes):
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral):
+            raise TypeError(f"sizes[{k}] must be an integer, got {s!r}")
+        if not 1 <= s <= MAX_UNITS:
+            raise ValueError(f"sizes[{k}] must be between 1 and {MAX_UNITS}, got {s}")
+    return tuple(int(s) for s in sizes)
+
+
+def check_activations(activations, n_layers):
+    """One name for every weight layer; softmax only at the output."""
+    if isinstance(activations, str):
+        activations = [activations] * n_layers
+    activations = tuple(activations)
+    if len(activations) != n_layers:
+        raise ValueError(
+            f"activations has {len(activations)} names but the network has {n_layers} "
+            f"weight layers (len(sizes) - 1)")
+    for k, name in enumerate(activations):
+        if name not in ACTIVATION_CODES:
+            raise ValueError(f"unknown activation {name!r} for layer {k}; "
+                             f"choose from {sorted(ACTIVATION_CODES)}")
+        if name == "softmax" and k != n_layers - 1:
+            raise ValueError(f"softmax is only allowed on the output layer, not layer {k}")
+    return activations
+
+
+def check_loss(loss, out_activation):
+    if loss not in LOSS_CODES:
+        raise ValueError(f"unknown loss {loss!r}; choose from {sorted(LOSS_CODES)}")
+    if loss == "cross_entropy" and out_activation not in ("softmax", "sigmoid"):
+        raise ValueError(
+            f"cross_entropy needs a softmax (categorical) or sigmoid (binary) output layer, "
+            f"not {out_activation!r}")
+    return loss
+
+
+def check_dtype(dtype):
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dtype!r}") from None
+    if dtype.type not in DTYPES:
+        raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dtype}")
+    return dtype
+
+
+def kernel_spec(sizes, activations, loss):
+    """The integer description of a network that the kernels read (see src/_passes.pxd).
+
+    Returns
+    -------
+    spec : ndarray of intp
+        ``[n_layers, loss, sizes, codes, w_off, b_off, unit_off]``.
+    n_params : int
+        Length of the flat parameter buffer.
+    """
+    n_layers = len(sizes) - 1
+    w_off, b_off, offset = [], [], 0
+    for layer in range(n_layers):
+        w_off.append(offset)
+        offset += sizes[layer + 1] * sizes[layer]
+        b_off.append(offset)
+        offset += sizes[layer + 1]
+    unit_off = np.concatenate([[0], np.cumsum(sizes[1:])]).tolist()
+    codes = [ACTIVATION_CODES[a] for a in activations]
+    spec = np.array([n_layers, LOSS_CODES[loss], *sizes, *codes, *w_off, *b_off, *unit_off],
+                    dtype=np.intp)
+    return spec, offset
+
+
+def as_float_array(a, name, dtype):
+    """``a`` as a C-contiguous array of ``dtype``: copied only when needed, never modified.
+
+    Raises TypeError for non-numeric data and ValueError for NaN or infinity.
+    """
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return arr
+
+
+def check_X(X, n_in, dtype):
+    """Validate inputs: ``(n, n_in)`` or one sample ``(n_in,)``.
+
+    Returns
+    -------
+    X : ndarray of shape (n, n_in), C-contiguous, of ``dtype``
+    single : bool
+        True when a 1-D sample was given (results are returned 1-D).
+    """
+    arr = np.asarray(X)
+    single = arr.ndim == 1
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"X must be 2-D (n_samples, {n_in}) or 1-D ({n_in},), "
+                         f"got shape {arr.shape}")
+    if single:
+        arr = arr.reshape(1, -1)
+    if arr.shape[0] == 0:
+        raise ValueError("X is empty: it has no samples")
+    if arr.shape[1] != n_in:
+        raise ValueError(f"X has {arr.shape[1]} features per sample but the network "
+                         f"takes {n_in} inputs")
+    return as_float_array(arr, "X", dtype), single
+
+
+def check_Y(Y, n_samples, n_out, dtype, loss, single=False):
+    """Validate targets and return them as ``(n, n_out)`` floats of ``dtype``.
+
+    Accepts float targets ``(n, n_out)``; 1-D integer class labels in ``[0, n_out)`` when
+    ``n_out > 1`` (one-hot encoded); a 1-D vector when ``n_out == 1``. With ``single`` (X was
+    one 1-D sample) the target may be ``(n_out,)`` or a scalar label.
+    """
+    arr = np.asarray(Y)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"Y must hold numbers (targets or integer labels), got dtype {arr.dtype}")
+    if single and arr.ndim <= 1 and arr.size == n_out and not (
+            arr.ndim == 0 and n_out > 1):
+        arr = arr.reshape(1, n_out)
+    elif single and arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim == 1:
+        if n_out == 1:
+            arr = arr.reshape(-1, 1)
+        elif arr.dtype.kind in "biu":
+            arr = _one_hot(arr, n_out, dtype)
+        else:
+            raise ValueError(
+                f"Y is 1-D with float values but the network has {n_out} outputs: pass "
+                f"targets of shape (n, {n_out}) or integer class labels")
+    elif arr.ndim != 2:
+        raise ValueError(f"Y must be 2-D (n_samples, {n_out}) or 1-D, got shape {arr.shape}")
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"X has {n_samples} samples but Y has {arr.shape[0]}")
+    if arr.shape[1] != n_out:
+        raise ValueError(f"Y has {arr.shape[1]} columns but the network has {n_out} outputs")
+    arr = as_float_array(arr, "Y", dtype)
+    if loss == "cross_entropy" and ((arr < 0).any() or (arr > 1).any()):
+        raise ValueError("cross_entropy targets must lie in [0, 1] (probabilities or one-hot)")
+    return arr
+
+
+def _one_hot(labels, n_out, dtype):
+    bad = (labels < 0) | (labels >= n_out)
+    if bad.any():
+        raise ValueError(f"class label {labels[bad][0]} is out of range [0, {n_out})")
+    out = np.zeros((labels.shape[0], n_out), dtype=dtype)
+    out[np.arange(labels.shape[0]), labels] = 1
+    return out
+
+
+def check_positive_finite(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return float(value)
+
+
+def check_int(value, name, minimum):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)

@@ -1,0 +1,319 @@
+"""The Network: configuration, parameters and validated calls into the compiled kernels."""
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import _backward, _forward
+from ._config import (as_float_array, check_activations, check_dtype, check_loss,
+                      check_sizes, check_X, check_Y, kernel_spec)
+
+FORMAT_VERSION = 1
+
+
+class ParameterList(Sequence):
+    """The weight (or bias) arrays of a Network: views into its parameter buffer.
+
+    Reading an item gives the live array; assigning an item (``net.weights[0] = a``)
+    validates ``a`` and copies it into the network. The list's length is fixed.
+    """
+
+    def __init__(self, views, kind):
+        self._views = views
+        self._kind = kind
+
+    def __len__(self):
+        return len(self._views)
+
+    def __getitem__(self, index):
+        return self._views[index]
+
+    def __setitem__(self, index, value):
+        if isinstance(index, slice):
+            raise TypeError(f"assign {self._kind} one layer at a time or as a whole list")
+        view = self._views[index]
+        view[...] = _checked_parameter(value, view, f"{self._kind}[{index}]")
+
+    def __repr__(self):
+        return f"ParameterList({self._kind}: {[v.shape for v in self._views]})"
+
+
+def _checked_parameter(value, view, name):
+    """``value`` validated against the shape and dtype of ``view`` (not yet copied)."""
+    arr = np.asarray(value)
+    if arr.shape != view.shape:
+        raise ValueError(f"{name} must have shape {view.shape}, got {arr.shape}")
+    return as_float_array(arr, name, view.dtype)
+
+
+def _init_parameters(sizes, activations, rng):
+    """Glorot/Xavier uniform for sigmoid, tanh, linear and softmax layers; He for relu.
+
+    W ~ U(-a, a) with a = sqrt(6 / (n_in + n_out)) (Glorot) or sqrt(6 / n_in) (He);
+    biases start at 0. Drawn in float64 so a seed gives the same network in both dtypes.
+    """
+    weights, biases = [], []
+    for layer, name in enumerate(activations):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        limit = np.sqrt(6.0 / n_in) if name == "relu" else np.sqrt(6.0 / (n_in + n_out))
+        weights.append(rng.uniform(-limit, limit, size=(n_out, n_in)))
+        biases.append(np.zeros(n_out))
+    return weights, biases
+
+
+class Network:
+    """A multilayer perceptron trained by backpropagation in compiled code.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        ``[n_in, hidden..., n_out]``: at least two entries, all >= 1.
+    activations : str or sequence of str, default="sigmoid"
+        One name for every layer, or ``len(sizes) - 1`` names: ``"sigmoid"``, ``"tanh"``,
+        ``"relu"``, ``"linear"``, ``"softmax"`` (output layer only).
+    loss : {"mse", "cross_entropy"}, default="mse"
+        ``"mse"`` is the tutorial's per-sample J = 1/2 ||y - h||^2; ``"cross_entropy"`` is
+        categorical with a softmax output, binary with a sigmoid output.
+    dtype : {numpy.float32, numpy.float64}, default=numpy.float64
+        Precision of parameters and computation; inputs are converted to it.
+    seed : int or None, default=None
+        Seeds initialisation (Glorot uniform, He for relu layers) and shuffling.
+
+    Attributes
+    ----------
+    weights : ParameterList of ndarray
+        ``weights[l]`` has shape ``(sizes[l+1], sizes[l])``; ``weights[l][i, j]`` is the
+        tutorial's ``w_ij^(l+1)`` with 0-based ``i`` (unit fed) and ``j`` (unit left).
+    biases : ParameterList of ndarray
+        ``biases[l]`` has shape ``(sizes[l+1],)``: the tutorial's ``b^(l+1)``.
+
+    Notes
+    -----
+    With layers numbered from 1 (the input): ``z^(l+1) = W^(l) h^(l) + b^(l)`` and
+    ``h^(l+1) = f(z^(l+1))``. All parameters live in one flat buffer that the compiled
+    kernels update in place; ``weights`` and ``biases`` are views into it.
+
+    Examples
+    --------
+    >>> import numpy as np, cbackprop
+    >>> net = cbackprop.Network([2, 4, 1], seed=0)
+    >>> X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+    >>> y = np.array([0, 1, 1, 0], dtype=float)
+    >>> history = net.train(X, y, epochs=3000, lr=2.0, shuffle=False)
+    >>> bool(net.loss(X, y) < 0.01)
+    True
+    >>> net.forward(X).shape
+    (4, 1)
+    """
+
+    def __init__(self, sizes, activations="sigmoid", loss="mse", dtype=np.float64, seed=None):
+        self.sizes = check_sizes(sizes)
+        self.activations = check_activations(activations, len(self.sizes) - 1)
+        self.loss_name = check_loss(loss, self.activations[-1])
+        self.dtype = check_dtype(dtype)
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._spec, n_params = kernel_spec(self.sizes, self.activations, self.loss_name)
+        self._params = np.zeros(n_params, dtype=self.dtype)
+        # Momentum velocities, laid out like _params; kept between calls to train().
+        self._velocity = np.zeros(n_params, dtype=self.dtype)
+        self._weight_views, self._bias_views = self._views(self._params)
+        weights, biases = _init_parameters(self.sizes, self.activations, self._rng)
+        for view, value in zip(self._weight_views + self._bias_views, weights + biases):
+            view[...] = value
+
+    def _views(self, buffer):
+        """Per-layer (W, b) views into a flat buffer laid out like the parameters."""
+        n_layers = len(self.sizes) - 1
+        w_off = self._spec[2 + 2 * n_layers + 1:][:n_layers]
+        b_off = self._spec[2 + 3 * n_layers + 1:][:n_layers]
+        weights, biases = [], []
+        for layer in range(n_layers):
+            n_in, n_out = self.sizes[layer], self.sizes[layer + 1]
+            weights.append(buffer[w_off[layer]:w_off[layer] + n_out * n_in].reshape(n_out, n_in))
+            biases.append(buffer[b_off[layer]:b_off[layer] + n_out])
+        return weights, biases
+
+    # -- parameters -------------------------------------------------------------------------
+
+    @property
+    def n_inputs(self):
+        return self.sizes[0]
+
+    @property
+    def n_outputs(self):
+        return self.sizes[-1]
+
+    @property
+    def weights(self):
+        return ParameterList(self._weight_views, "weights")
+
+    @weights.setter
+    def weights(self, values):
+        self._assign_all(values, self._weight_views, "weights")
+
+    @property
+    def biases(self):
+        return ParameterList(self._bias_views, "biases")
+
+    @biases.setter
+    def biases(self, values):
+        self._assign_all(values, self._bias_views, "biases")
+
+    @staticmethod
+    def _assign_all(values, views, kind):
+        """Validate every array first, then copy: a bad list changes nothing."""
+        values = list(values)
+        if len(values) != len(views):
+            raise ValueError(f"{kind} needs {len(views)} arrays, got {len(values)}")
+        checked = [_checked_parameter(v, view, f"{kind}[{k}]")
+                   for k, (v, view) in enumerate(zip(values, views))]
+        for view, value in zip(views, checked):
+            view[...] = value
+
+    def get_params(self):
+        """A copy of every parameter as one flat array (weights then bias, layer by layer)."""
+        return self._params.copy()
+
+    def _check_params_finite(self):
+        if not np.isfinite(self._params).all():
+            raise ValueError("the network's weights or biases contain NaN or infinity")
+
+    # -- computation ------------------------------------------------------------------------
+
+    def forward(self, X):
+        """The network's output h^(nl) for each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, n_in) or (n_in,)
+
+        Returns
+        -------
+        ndarray of shape (n, n_out), or (n_out,) for a 1-D ``X``, of the network's dtype.
+
+        Raises
+        ------
+        ValueError
+            Wrong number of features, no samples, NaN or infinity in ``X``.
+        TypeError
+            Non-numeric ``X``.
+        """
+        X, single = check_X(X, self.n_inputs, self.dtype)
+        out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
+        _forward.forward(self._spec, self._params, X, out)
+        return out[0] if single else out
+
+    predict = forward
+
+    def _check_data(self, X, Y):
+        X, single = check_X(X, self.n_inputs, self.dtype)
+        Y = check_Y(Y, X.shape[0], self.n_outputs, self.dtype, self.loss_name, single)
+        return X, Y
+
+    def loss(self, X, Y):
+        """The mean over samples of the per-sample loss J.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, n_in) or (n_in,)
+        Y : array-like of shape (n, n_out); or (n,) integer class labels when n_out > 1;
+            or (n,) targets when n_out == 1
+
+        Returns
+        -------
+        float
+            ``mean_s J_s`` with ``J = 1/2 ||y - h||^2`` for ``"mse"``.
+        """
+        X, Y = self._check_data(X, Y)
+        return _forward.loss_sum(self._spec, self._params, X, Y) / X.shape[0]
+
+    def gradients(self, X, Y):
+        """The gradient of ``loss(X, Y)`` with respect to every weight and bias.
+
+        Returns
+        -------
+        dW : list of ndarray, shaped like ``weights``
+            ``dW[l] = mean_s delta^(l+2) h^(l+1)T`` (0-based list, 1-based tutorial layers).
+        db : list of ndarray, shaped like ``biases``
+            ``db[l] = mean_s delta^(l+2)``.
+        """
+        X, Y = self._check_data(X, Y)
+        grad = np.empty_like(self._params)
+        _backward.gradients(self._spec, self._params, X, Y, grad)
+        dW, db = self._views(grad)
+        return dW, db
+
+    def train(self, X, Y, epochs=1, lr=0.1, batch_size=1, momentum=0.0, shuffle=True,
+              seed=None):
+        """Train by stochastic gradient descent; see :func:`cbackprop.train.train`."""
+        from .train import train
+        return train(self, X, Y, epochs=epochs, lr=lr, batch_size=batch_size,
+                     momentum=momentum, shuffle=shuffle, seed=seed)
+
+    # -- files ------------------------------------------------------------------------------
+
+    def save(self, path):
+        """Write the network to a ``.npz`` file of plain arrays (no pickle).
+
+        The configuration, weights, biases and momentum velocities are stored, so a
+        loaded network predicts and continues training exactly as this one.
+        """
+        arrays = {
+            "format_version": np.array(FORMAT_VERSION),
+            "sizes": np.array(self.sizes, dtype=np.int64),
+            "activations": np.array(self.activations, dtype=str),
+            "loss": np.array(self.loss_name, dtype=str),
+            "dtype": np.array(self.dtype.name, dtype=str),
+            "params": self._params,
+            "velocity": self._velocity,
+        }
+        with open(os.fspath(path), "wb") as f:
+            np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path):
+        """Read a network written by :meth:`save`; see :func:`cbackprop.load`."""
+        try:
+            with np.load(os.fspath(path), allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError) as exc:
+            raise ValueError(f"{path} is not a readable cbackprop model file: {exc}") from exc
+        missing = {"format_version", "sizes", "activations", "loss", "dtype", "params",
+                   "velocity"} - set(arrays)
+        if missing:
+            raise ValueError(f"{path} is not a cbackprop model: missing {sorted(missing)}")
+        version = int(arrays["format_version"])
+        if version != FORMAT_VERSION:
+            raise ValueError(f"{path} has model format version {version}; this cbackprop "
+                             f"reads version {FORMAT_VERSION}")
+        net = cls([int(s) for s in arrays["sizes"]], [str(a) for a in arrays["activations"]],
+                  str(arrays["loss"]), str(arrays["dtype"]))
+        for name in ("params", "velocity"):
+            stored = arrays[name]
+            buffer = getattr(net, "_" + name)
+            if stored.shape != buffer.shape or stored.dtype != buffer.dtype:
+                raise ValueError(f"{path}: {name} has shape {stored.shape} and dtype "
+                                 f"{stored.dtype}, expected {buffer.shape} {buffer.dtype}")
+            buffer[...] = as_float_array(stored, f"{path}: {name}", buffer.dtype)
+        return net
+
+    def __repr__(self):
+        acts = self.activations[0] if len(set(self.activations)) == 1 else list(self.activations)
+        return (f"Network(sizes={list(self.sizes)}, activations={acts!r}, "
+                f"loss={self.loss_name!r}, dtype=numpy.{self.dtype.name})")
+
+
+def load(path):
+    """Read a network saved with :meth:`Network.save`.
+
+    Only arrays are read (``allow_pickle=False``), so an untrusted file cannot run code.
+
+    Raises
+    ------
+    ValueError
+        The file is missing, truncated, not a model, of another format version, or holds
+        arrays of the wrong shape or dtype or with NaN or infinity.
+    """
+    return Network.load(path)

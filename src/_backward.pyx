@@ -1,0 +1,40 @@
+# Design: the gradient of the mean loss over a data set, dJ/dW^(layer) = mean_s
+# delta^(layer+1) h^(layer)T and dJ/db^(layer) = mean_s delta^(layer+1), accumulated block by
+# block (BLOCK rows, one gemm per layer and direction) so scratch memory stays bounded.
+# Directives come from setup.py (boundscheck, wraparound, initializedcheck off; cdivision on):
+# safe because cbackprop/network.py validates X, Y, params, grad and spec before calling in.
+from cython cimport floating
+from libc.string cimport memset
+import numpy as np
+
+from _passes cimport Layout, make_layout, forward_block, loss_and_delta_block, backward_block
+
+cdef enum:
+    BLOCK = 256
+
+
+def gradients(const Py_ssize_t[::1] spec,     # IN  network description (see _passes.pxd)
+              floating[::1] params,           # IN  all W and b (not modified)
+              const floating[:, ::1] X,       # IN  (n, n_in), n >= 1
+              const floating[:, ::1] Y,       # IN  (n, n_out)
+              floating[::1] grad):            # OUT like params: the mean gradient
+    """grad := d(mean_s J_s)/d params; returns the summed loss sum_s J_s as a double."""
+    cdef Layout net = make_layout(&spec[0])
+    cdef Py_ssize_t n = X.shape[0], start, m
+    dtype = np.asarray(params).dtype
+    cdef floating[::1] H = np.empty(BLOCK * net.n_units, dtype=dtype)
+    cdef floating[::1] D = np.empty(BLOCK * net.n_units, dtype=dtype)
+    cdef floating[::1] Z = np.empty(BLOCK * net.n_out, dtype=dtype)
+    cdef floating inv_n = <floating> (1.0 / n)
+    cdef double total = 0
+    with nogil:
+        memset(&grad[0], 0, grad.shape[0] * sizeof(floating))
+        start = 0
+        while start < n:
+            m = min(BLOCK, n - start)
+            forward_block(&net, &params[0], &X[start, 0], <int> m, &H[0], &Z[0])
+            total += loss_and_delta_block(&net, &H[0], &Z[0], &Y[start, 0], <int> m, &D[0])
+            backward_block(&net, &params[0], &X[start, 0], &H[0], &D[0], <int> m,
+                           &grad[0], inv_n, 1, False)
+            start += m
+    return total

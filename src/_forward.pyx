@@ -1,0 +1,54 @@
+# Design: inference and the loss over a data set, processed in blocks of BLOCK rows so that the
+# scratch memory stays bounded however many rows X has; each block is one gemm per layer.
+# Directives come from setup.py (boundscheck, wraparound, initializedcheck off; cdivision on):
+# safe because cbackprop/network.py validates X, Y, params and spec before calling in.
+#
+# Notation: z^(layer+1) = W^(layer) h^(layer) + b^(layer), h^(layer+1) = f(z^(layer+1)).
+from cython cimport floating
+from libc.string cimport memcpy
+import numpy as np
+
+from _passes cimport Layout, make_layout, forward_block, loss_and_delta_block
+
+# Rows per block: large enough that gemm runs near peak, small enough to stay in cache.
+cdef enum:
+    BLOCK = 256
+
+
+def forward(const Py_ssize_t[::1] spec,       # IN  network description (see _passes.pxd)
+            const floating[::1] params,       # IN  all W and b
+            const floating[:, ::1] X,         # IN  (n, n_in)
+            floating[:, ::1] out):            # OUT (n, n_out)
+    """out := h^(nl) for every row of X."""
+    cdef Layout net = make_layout(&spec[0])
+    cdef Py_ssize_t n = X.shape[0], start, m, n_out = net.n_out
+    cdef floating[::1] H = np.empty(BLOCK * net.n_units, dtype=np.asarray(params).dtype)
+    cdef floating[::1] Z = np.empty(BLOCK * n_out, dtype=np.asarray(params).dtype)
+    cdef Py_ssize_t last = net.n_layers - 1
+    with nogil:
+        start = 0
+        while start < n:
+            m = min(BLOCK, n - start)
+            forward_block(&net, &params[0], &X[start, 0], <int> m, &H[0], &Z[0])
+            memcpy(&out[start, 0], &H[m * net.unit_off[last]], m * n_out * sizeof(floating))
+            start += m
+
+
+def loss_sum(const Py_ssize_t[::1] spec,      # IN  network description
+             const floating[::1] params,      # IN  all W and b
+             const floating[:, ::1] X,        # IN  (n, n_in)
+             const floating[:, ::1] Y):       # IN  (n, n_out)
+    """Sum over the rows of X of the per-sample loss J (mse or cross-entropy), as a double."""
+    cdef Layout net = make_layout(&spec[0])
+    cdef Py_ssize_t n = X.shape[0], start, m
+    cdef floating[::1] H = np.empty(BLOCK * net.n_units, dtype=np.asarray(params).dtype)
+    cdef floating[::1] Z = np.empty(BLOCK * net.n_out, dtype=np.asarray(params).dtype)
+    cdef double total = 0
+    with nogil:
+        start = 0
+        while start < n:
+            m = min(BLOCK, n - start)
+            forward_block(&net, &params[0], &X[start, 0], <int> m, &H[0], &Z[0])
+            total += loss_and_delta_block(&net, &H[0], &Z[0], &Y[start, 0], <int> m, NULL)
+            start += m
+    return total

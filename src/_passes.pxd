@@ -1,0 +1,178 @@
+# The forward and backward passes shared by _forward.pyx, _backward.pyx and _train.pyx:
+# cdef inline, nogil, fused on floating. Directives come from setup.py; restated:
+# boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True.
+#
+# Design: a network is described to the kernels by one flat parameter buffer `params` and one
+# integer array `spec` built by cbackprop/_config.py:kernel_spec():
+#   spec = [n_layers, loss, sizes[0..n_layers], codes[0..n_layers-1],
+#           w_off[0..n_layers-1], b_off[0..n_layers-1], unit_off[0..n_layers]]
+# Weight layer `layer` (0-based; the tutorial's W^(layer+1)) maps sizes[layer] inputs to
+# sizes[layer+1] outputs. W^(layer) is the (sizes[layer+1], sizes[layer]) C-order block at
+# params[w_off[layer]], so W[i, j] = w_ij: i the unit fed (output side), j the unit it leaves.
+# b^(layer) is at params[b_off[layer]]. Per sample, the outputs h of every layer but the input
+# sit one after another in a scratch vector: layer's outputs at unit_off[layer], n_units =
+# unit_off[n_layers] in all; deltas use the same layout. A block of m samples stores each
+# layer as an (m, sizes[layer+1]) C-order matrix at m * unit_off[layer].
+# The Python layer has validated every shape and the spec, so no index here is checked.
+from cython cimport floating
+from libc.string cimport memcpy, memset
+
+from _blas cimport gemm, dot
+from _activations cimport activate, mul_derivative, output_delta, sample_loss
+
+
+ctypedef struct Layout:
+    Py_ssize_t n_layers
+    int loss
+    const Py_ssize_t* sizes
+    const Py_ssize_t* codes
+    const Py_ssize_t* w_off
+    const Py_ssize_t* b_off
+    const Py_ssize_t* unit_off
+    Py_ssize_t n_in
+    Py_ssize_t n_out
+    Py_ssize_t n_units
+
+
+cdef inline Layout make_layout(const Py_ssize_t* spec) noexcept nogil:
+    """Point a Layout at the fields of a spec array (see the header)"""
+    cdef Layout net
+    cdef Py_ssize_t L = spec[0]
+    net.n_layers = L
+    net.loss = <int> spec[1]
+    net.sizes = spec + 2
+    net.codes = net.sizes + L + 1
+    net.w_off = net.codes + L
+    net.b_off = net.w_off + L
+    net.unit_off = net.b_off + L
+    net.n_in = net.sizes[0]
+    net.n_out = net.sizes[L]
+    net.n_units = net.unit_off[L]
+    return net
+
+
+cdef inline void forward_sample(const Layout* net, const floating* params,
+                                const floating* x, floating* h, floating* z_out) noexcept nogil:
+    """Forward pass for one sample: h^(layer+1) = f(W^(layer) h^(layer) + b^(layer)).
+
+    x: IN (n_in,); h: OUT (n_units,) every layer's outputs; z_out: OUT (n_out,) z^(nl).
+    """
+    cdef Py_ssize_t layer, i, n_in, n_out
+    cdef const floating* h_in = x
+    cdef const floating* W
+    cdef const floating* b
+    cdef floating* h_out
+    for layer in range(net.n_layers):
+        n_in = net.sizes[layer]
+        n_out = net.sizes[layer + 1]
+        W = params + net.w_off[layer]
+        b = params + net.b_off[layer]
+        h_out = h + net.unit_off[layer]
+        # z_i = sum_j w_ij h_j + b_i: one contiguous row of W per unit i
+        for i in range(n_out):
+            h_out[i] = dot(W + i * n_in, h_in, n_in) + b[i]
+        if layer == net.n_layers - 1:
+            memcpy(z_out, h_out, n_out * sizeof(floating))
+        activate(<int> net.codes[layer], h_out, n_out)
+        h_in = h_out
+
+
+cdef inline void forward_block(const Layout* net, const floating* params, const floating* X,
+                               int m, floating* H, floating* Z_out) noexcept nogil:
+    """Forward pass for m samples at once: Z = H_in W^T + b by gemm, then H = f(Z).
+
+    X: IN (m, n_in); H: OUT (m * n_units,) each layer an (m, size) block;
+    Z_out: OUT (m, n_out) the output layer's z.
+    """
+    cdef Py_ssize_t layer, i, r, n_in, n_out
+    cdef const floating* H_in = X
+    cdef const floating* b
+    cdef floating* H_out
+    cdef int code
+    for layer in range(net.n_layers):
+        n_in = net.sizes[layer]
+        n_out = net.sizes[layer + 1]
+        b = params + net.b_off[layer]
+        H_out = H + m * net.unit_off[layer]
+        for r in range(m):
+            memcpy(H_out + r * n_out, b, n_out * sizeof(floating))
+        gemm(c'N', c'T', m, <int> n_out, <int> n_in, 1, H_in, <int> n_in,
+             params + net.w_off[layer], <int> n_in, 1, H_out, <int> n_out)
+        if layer == net.n_layers - 1:
+            memcpy(Z_out, H_out, m * n_out * sizeof(floating))
+        code = <int> net.codes[layer]
+        for r in range(m):
+            activate(code, H_out + r * n_out, n_out)
+        H_in = H_out
+
+
+cdef inline floating loss_and_delta_block(const Layout* net, const floating* H,
+                                          const floating* Z_out, const floating* Y, int m,
+                                          floating* D) noexcept nogil:
+    """Sum over m samples of J, and delta^(nl) for each into D (skipped when D is NULL).
+
+    H, Z_out: IN from forward_block; Y: IN (m, n_out); D: OUT (m * n_units,) like H.
+    """
+    cdef Py_ssize_t r, n_out = net.n_out, last = net.n_layers - 1
+    cdef int code = <int> net.codes[last]
+    cdef const floating* H_last = H + m * net.unit_off[last]
+    cdef floating total = 0
+    for r in range(m):
+        total += sample_loss(net.loss, code, H_last + r * n_out, Z_out + r * n_out,
+                             Y + r * n_out, n_out)
+        if D != NULL:
+            output_delta(net.loss, code, H_last + r * n_out, Y + r * n_out,
+                         D + m * net.unit_off[last] + r * n_out, n_out)
+    return total
+
+
+cdef inline void backward_block(const Layout* net, floating* params, const floating* X,
+                                const floating* H, floating* D, int m,
+                                floating* target, floating alpha, floating beta,
+                                bint add_target) noexcept nogil:
+    """Back-propagate deltas through m samples and fold the gradient into `target`.
+
+    For layer = n_layers-1 .. 0, with H^(layer) the block of inputs to the layer
+    (X for layer 0) and D^(layer+1) its deltas (m, n_out):
+      D^(layer) = (D^(layer+1) W^(layer)) * f'(H^(layer))      (not for the input layer)
+      target_W := alpha * D^(layer+1)^T H^(layer) + beta * target_W
+      target_b := alpha * sum_rows D^(layer+1)            + beta * target_b
+    and, when add_target, params += target for that layer (momentum: target is the velocity).
+    The delta of a layer is computed before that layer's weights change, so training with
+    target = params (alpha = -lr/m, beta = 1) is exact SGD.
+    D: IN/OUT, on entry the output deltas (from loss_and_delta_block).
+    """
+    cdef Py_ssize_t layer, i, j, r, n_in, n_out, w_off, b_off
+    cdef const floating* H_in
+    cdef const floating* D_out
+    cdef floating* D_in
+    cdef floating* tb
+    cdef floating total
+    for layer in range(net.n_layers - 1, -1, -1):
+        n_in = net.sizes[layer]
+        n_out = net.sizes[layer + 1]
+        w_off = net.w_off[layer]
+        b_off = net.b_off[layer]
+        D_out = D + m * net.unit_off[layer]
+        if layer == 0:
+            H_in = X
+        else:
+            H_in = H + m * net.unit_off[layer - 1]
+            D_in = D + m * net.unit_off[layer - 1]
+            gemm(c'N', c'N', m, <int> n_in, <int> n_out, 1, D_out, <int> n_out,
+                 params + w_off, <int> n_in, 0, D_in, <int> n_in)
+            for r in range(m):
+                mul_derivative(<int> net.codes[layer - 1], H_in + r * n_in, D_in + r * n_in, n_in)
+        gemm(c'T', c'N', <int> n_out, <int> n_in, m, alpha, D_out, <int> n_out,
+             H_in, <int> n_in, beta, target + w_off, <int> n_in)
+        tb = target + b_off
+        for i in range(n_out):
+            total = 0
+            for r in range(m):
+                total += D_out[r * n_out + i]
+            tb[i] = alpha * total + beta * tb[i]
+        if add_target:
+            for j in range(n_out * n_in):
+                params[w_off + j] += target[w_off + j]
+            for i in range(n_out):
+                params[b_off + i] += target[b_off + i]

@@ -1,0 +1,134 @@
+# Design: one call trains over a run of samples (an epoch, or a chunk of one) with the GIL
+# released and no allocation inside the loop. Each step moves every parameter by the mean
+# gradient g of its batch: v = momentum * v - lr * g; W = W + v (with momentum = 0 this is
+# W = W - lr * g and the velocity is neither read nor written).
+#   batch_size == 1: online SGD, the matrix-vector path. One sample's backward pass reads each
+#     row of W^(layer) once, both to propagate delta^(layer) = (W^T delta^(layer+1)) * f'(z)
+#     and to apply the update, so no gradient buffer is needed.
+#   batch_size > 1: mini-batch SGD, matrix-matrix through BLAS gemm (see _passes.pxd).
+# Directives come from setup.py (boundscheck, wraparound, initializedcheck off; cdivision on):
+# safe because cbackprop/train.py validates X, Y, order, params, velocity and spec first.
+#
+# Notation: W[i, j] = w_ij, i the unit fed (output side), j the unit it leaves (input side);
+# h = f(z), delta = dJ/dz, eta = lr.
+from cython cimport floating
+from libc.string cimport memcpy, memset
+import numpy as np
+
+from _activations cimport mul_derivative, output_delta, sample_loss
+from _passes cimport (Layout, make_layout, forward_sample, forward_block,
+                      loss_and_delta_block, backward_block)
+
+
+cdef inline floating sgd_sample(const Layout* net, floating* params, floating* velocity,
+                                const floating* x, const floating* y,
+                                floating* h, floating* z_out, floating* delta,
+                                floating lr, floating momentum) noexcept nogil:
+    """One online SGD step on one sample; returns its loss J before the step."""
+    cdef Py_ssize_t layer, i, j, n_in, n_out, last = net.n_layers - 1
+    cdef const floating* h_in
+    cdef floating* W
+    cdef floating* V
+    cdef floating* b
+    cdef floating* d_out
+    cdef floating* d_in
+    cdef floating d_i, step, J
+    cdef int out_code = <int> net.codes[last]
+
+    forward_sample(net, params, x, h, z_out)
+    J = sample_loss(net.loss, out_code, h + net.unit_off[last], z_out, y, net.n_out)
+    output_delta(net.loss, out_code, h + net.unit_off[last], y,
+                 delta + net.unit_off[last], net.n_out)
+
+    for layer in range(last, -1, -1):
+        n_in = net.sizes[layer]
+        n_out = net.sizes[layer + 1]
+        W = params + net.w_off[layer]
+        b = params + net.b_off[layer]
+        d_out = delta + net.unit_off[layer]
+        h_in = x if layer == 0 else h + net.unit_off[layer - 1]
+        d_in = NULL
+        if layer > 0:
+            d_in = delta + net.unit_off[layer - 1]
+            memset(d_in, 0, n_in * sizeof(floating))
+        for i in range(n_out):
+            d_i = d_out[i]
+            step = lr * d_i
+            if d_in != NULL:
+                # delta^(layer)_j += w_ij delta^(layer+1)_i, read before w_ij changes
+                for j in range(n_in):
+                    d_in[j] += W[i * n_in + j] * d_i
+            if momentum == 0:
+                for j in range(n_in):
+                    W[i * n_in + j] -= step * h_in[j]
+                b[i] -= step
+            else:
+                V = velocity + net.w_off[layer] + i * n_in
+                for j in range(n_in):
+                    V[j] = momentum * V[j] - step * h_in[j]
+                    W[i * n_in + j] += V[j]
+                V = velocity + net.b_off[layer]
+                V[i] = momentum * V[i] - step
+                b[i] += V[i]
+        if d_in != NULL:
+            mul_derivative(<int> net.codes[layer - 1], h_in, d_in, n_in)
+    return J
+
+
+def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see _passes.pxd)
+                floating[::1] params,          # IN/OUT all W and b
+                floating[::1] velocity,        # IN/OUT like params; unused when momentum == 0
+                const floating[:, ::1] X,      # IN     (n, n_in)
+                const floating[:, ::1] Y,      # IN     (n, n_out)
+                const Py_ssize_t[::1] order,   # IN     rows to visit, in order, each < n
+                bint sequential,               # IN     order[s] = order[0] + s: batches are slices
+                double lr,
+                Py_ssize_t batch_size,
+                double momentum):
+    """Train on the rows X[order] in batches of batch_size; returns sum_s J_s (before each step)."""
+    cdef Layout net = make_layout(&spec[0])
+    cdef Py_ssize_t n = order.shape[0], start, m, r, s
+    cdef Py_ssize_t n_in = net.n_in, n_out = net.n_out
+    cdef Py_ssize_t B = min(batch_size, n) if n > 0 else 1
+    dtype = np.asarray(params).dtype
+    cdef floating[::1] H = np.empty(B * net.n_units, dtype=dtype)
+    cdef floating[::1] D = np.empty(B * net.n_units, dtype=dtype)
+    cdef floating[::1] Z = np.empty(B * n_out, dtype=dtype)
+    cdef floating[::1] XB = np.empty(B * n_in if (B > 1 and not sequential) else 1, dtype=dtype)
+    cdef floating[::1] YB = np.empty(B * n_out if (B > 1 and not sequential) else 1, dtype=dtype)
+    cdef const floating* Xb
+    cdef const floating* Yb
+    cdef floating eta = <floating> lr, mu = <floating> momentum
+    cdef double total = 0
+    if n == 0:
+        return 0.0
+    with nogil:
+        if batch_size == 1:
+            for s in range(n):
+                r = order[s]
+                total += sgd_sample(&net, &params[0], &velocity[0], &X[r, 0], &Y[r, 0],
+                                    &H[0], &Z[0], &D[0], eta, mu)
+        else:
+            start = 0
+            while start < n:
+                m = min(B, n - start)
+                if sequential:
+                    Xb = &X[order[start], 0]
+                    Yb = &Y[order[start], 0]
+                else:
+                    for s in range(m):
+                        r = order[start + s]
+                        memcpy(&XB[s * n_in], &X[r, 0], n_in * sizeof(floating))
+                        memcpy(&YB[s * n_out], &Y[r, 0], n_out * sizeof(floating))
+                    Xb = &XB[0]
+                    Yb = &YB[0]
+                forward_block(&net, &params[0], Xb, <int> m, &H[0], &Z[0])
+                total += loss_and_delta_block(&net, &H[0], &Z[0], Yb, <int> m, &D[0])
+                if mu == 0:
+                    backward_block(&net, &params[0], Xb, &H[0], &D[0], <int> m,
+                                   &params[0], -eta / m, 1, False)
+                else:
+                    backward_block(&net, &params[0], Xb, &H[0], &D[0], <int> m,
+                                   &velocity[0], -eta / m, mu, True)
+                start += m
+    return total
