@@ -1,6 +1,7 @@
 """The Network: configuration, parameters and validated calls into the compiled kernels."""
 
 import os
+import zipfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -278,7 +279,7 @@ class Network:
         try:
             with np.load(os.fspath(path), allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
             raise ValueError(f"{path} is not a readable cbackprop model file: {exc}") from exc
         missing = {"format_version", "sizes", "activations", "loss", "dtype", "params",
                    "velocity"} - set(arrays)

@@ -1,0 +1,87 @@
+"""Forward pass and loss: compiled vs the NumPy reference."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
+
+import cbackprop
+from cbackprop import reference
+from conftest import CONFIG_IDS, CONFIGS, DTYPES, RTOL, assert_close, make_case
+
+SHAPES = [[1, 1, 1], [3, 3, 1], [4, 7, 3], [5, 1, 2], [3, 6, 5, 4, 3, 2], [784, 512]]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
+@pytest.mark.parametrize("sizes", SHAPES, ids=lambda s: "-".join(map(str, s)))
+def test_forward_and_loss_match_reference(sizes, config, dtype):
+    hidden, out, loss = config
+    if out == "softmax" and sizes[-1] == 1 and loss == "mse":
+        pass  # a 1-unit softmax is constant 1: still well defined, still compared
+    net, X, Y, W, b, acts = make_case(sizes, hidden, out, loss, dtype, n=300)
+    out_c = net.forward(X)
+    assert out_c.dtype == dtype and out_c.shape == (300, sizes[-1])
+    assert_close(out_c, reference.forward(W, b, acts, X), dtype)
+    expected = reference.loss(W, b, acts, loss, X, Y)
+    assert net.loss(X, Y) == pytest.approx(expected, rel=RTOL[dtype], abs=RTOL[dtype])
+
+
+def test_predict_is_forward_and_1d_sample_gives_1d_output(dtype):
+    net, X, Y, W, b, acts = make_case([4, 5, 3], "tanh", "softmax", "mse", dtype)
+    single = net.forward(X[2])
+    assert single.shape == (3,) and single.dtype == dtype
+    np.testing.assert_array_equal(single, net.forward(X)[2])
+    np.testing.assert_array_equal(net.predict(X), net.forward(X))
+
+
+def test_forward_many_blocks_matches_reference():
+    # more rows than one compiled block (256), with a ragged last block
+    net, X, Y, W, b, acts = make_case([6, 9, 4], "sigmoid", "sigmoid", "mse", np.float64, n=1037)
+    assert_close(net.forward(X), reference.forward(W, b, acts, X), np.float64)
+
+
+def test_softmax_rows_sum_to_one_and_sigmoid_in_unit_interval():
+    net = cbackprop.Network([3, 4, 5], ["sigmoid", "softmax"], seed=1)
+    X = np.random.default_rng(0).normal(0, 50, (100, 3))
+    np.testing.assert_allclose(net.forward(X).sum(axis=1), 1.0, rtol=1e-12)
+    net = cbackprop.Network([3, 4, 5], "sigmoid", seed=1)
+    out = net.forward(X)
+    assert ((out > 0) & (out < 1)).all()
+
+
+def test_sigmoid_is_exact_and_stable_at_extremes(dtype):
+    # One weight of 1 and bias 0: the output is sigmoid(x) itself.
+    net = cbackprop.Network([1, 1], "sigmoid", dtype=dtype)
+    net.weights = [np.ones((1, 1))]
+    net.biases = [np.zeros(1)]
+    z = np.array([-1e4, -745.0, -50.0, -1.0, 0.0, 1.0, 50.0, 745.0, 1e4])
+    with np.errstate(all="raise"):
+        out = net.forward(z[:, None].astype(dtype))[:, 0]
+    expected = 1 / (1 + np.exp(-z.astype(np.longdouble)))
+    np.testing.assert_allclose(out, expected.astype(dtype), rtol=RTOL[dtype] / 10, atol=0)
+    assert out[4] == 0.5 and out[-1] == 1.0 and out[0] >= 0
+
+
+def test_cross_entropy_loss_finite_for_saturated_outputs(dtype):
+    net = cbackprop.Network([1, 2], "softmax", "cross_entropy", dtype=dtype)
+    net.weights = [np.array([[1.0], [-1.0]])]
+    net.biases = [np.zeros(2)]
+    X = np.array([[5000.0]], dtype=dtype)
+    # softmax saturates to (1, 0): the wrong class costs z1 - z2 = 10000 exactly
+    assert net.loss(X, [1]) == pytest.approx(10000.0, rel=RTOL[dtype])
+    assert net.loss(X, [0]) == pytest.approx(0.0, abs=1e-30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 9), min_size=2, max_size=5),
+    config=st.sampled_from(CONFIGS),
+    dtype=st.sampled_from(DTYPES),
+    data=st.data(),
+)
+def test_forward_matches_reference_on_random_shapes(sizes, config, dtype, data):
+    hidden, out, loss = config
+    net, _, _, W, b, acts = make_case(sizes, hidden, out, loss, dtype)
+    n = data.draw(st.integers(1, 40))
+    X = data.draw(arrays(dtype, (n, sizes[0]), elements={"min_value": -10, "max_value": 10}))
+    assert_close(net.forward(X), reference.forward(W, b, acts, X), dtype)

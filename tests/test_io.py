@@ -1,0 +1,59 @@
+"""save / load: a plain .npz round trip that never unpickles."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+import cbackprop
+from conftest import make_case
+
+
+def test_round_trip_predicts_and_continues_training_identically(tmp_path, dtype):
+    net, X, Y, *_ = make_case([3, 5, 2], "relu", "softmax", "cross_entropy", dtype)
+    net.train(X, Y, epochs=2, batch_size=4, momentum=0.9, shuffle=False)
+    path = tmp_path / "model.npz"
+    net.save(path)
+    loaded = cbackprop.load(path)
+    assert loaded.sizes == net.sizes and loaded.activations == net.activations
+    assert loaded.loss_name == net.loss_name and loaded.dtype == net.dtype
+    np.testing.assert_array_equal(loaded.forward(X), net.forward(X))
+    net.train(X, Y, epochs=1, batch_size=4, momentum=0.9, shuffle=False)
+    loaded.train(X, Y, epochs=1, batch_size=4, momentum=0.9, shuffle=False)
+    np.testing.assert_array_equal(loaded.get_params(), net.get_params())
+
+
+def test_load_refuses_pickles(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, format_version=np.array(1), sizes=np.array([1, 1]),
+             activations=np.array(["sigmoid"]), loss=np.array("mse"),
+             dtype=np.array("float64"), params=np.array([{"x": 1}], dtype=object),
+             velocity=np.zeros(2))
+    with pytest.raises(ValueError, match="not a readable cbackprop model"):
+        cbackprop.load(path)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not a zip", "missing key", "version",
+                                    "wrong shape", "nan"])
+def test_load_rejects_bad_files(tmp_path, damage):
+    net = cbackprop.Network([2, 3, 1], seed=0)
+    path = tmp_path / "model.npz"
+    net.save(path)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    elif damage == "not a zip":
+        path.write_bytes(pickle.dumps({"a": 1}))
+    else:
+        if damage == "missing key":
+            del arrays["params"]
+        elif damage == "version":
+            arrays["format_version"] = np.array(99)
+        elif damage == "wrong shape":
+            arrays["params"] = np.zeros(5)
+        elif damage == "nan":
+            arrays["params"] = np.full_like(arrays["params"], np.nan)
+        np.savez(path, **arrays)
+    with pytest.raises(ValueError):
+        cbackprop.load(path)

@@ -1,0 +1,123 @@
+"""Training: whole epochs compiled vs the NumPy reference, learning, determinism."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import cbackprop
+from cbackprop import reference
+from conftest import CONFIG_IDS, CONFIGS, DTYPES, assert_close, make_case
+
+SHAPES = [[1, 1, 1], [3, 3, 1], [4, 7, 3], [3, 6, 5, 4, 3, 2], [784, 512]]
+
+
+def reference_epochs(W, b, acts, loss, X, Y, epochs, lr, batch_size, momentum, orders=None):
+    velocities = [np.zeros_like(p) for p in W + b]
+    losses = []
+    for epoch in range(epochs):
+        order = None if orders is None else orders[epoch]
+        losses.append(reference.train_epoch(W, b, acts, loss, X, Y, lr, batch_size,
+                                            momentum, velocities, order))
+    return losses
+
+
+def assert_params_match(net, W, b, dtype):
+    for got, want in zip(list(net.weights) + list(net.biases), W + b):
+        assert got.dtype == dtype
+        assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64])
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
+@pytest.mark.parametrize("sizes", SHAPES, ids=lambda s: "-".join(map(str, s)))
+def test_epochs_match_reference(sizes, config, batch_size, dtype):
+    hidden, out, loss = config
+    n = 20 if sizes[0] == 784 else 70
+    net, X, Y, W, b, acts = make_case(sizes, hidden, out, loss, dtype, n=n)
+    lr = 0.01 if sizes[0] == 784 else 0.1
+    history = net.train(X, Y, epochs=2, lr=lr, batch_size=batch_size, shuffle=False)
+    losses = reference_epochs(W, b, acts, loss, X, Y, 2, lr, batch_size, 0.0)
+    assert_params_match(net, W, b, dtype)
+    np.testing.assert_allclose(history.loss, losses, rtol=10 * (1e-4 if dtype == np.float32 else 1e-10))
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64])
+def test_momentum_matches_reference_across_calls(batch_size, dtype):
+    net, X, Y, W, b, acts = make_case([4, 6, 3], "tanh", "softmax", "cross_entropy", dtype, n=90)
+    velocities = [np.zeros_like(p) for p in W + b]
+    for _ in range(3):  # velocities carry over between train() calls
+        net.train(X, Y, epochs=1, lr=0.05, batch_size=batch_size, momentum=0.9, shuffle=False)
+        reference.train_epoch(W, b, acts, "cross_entropy", X, Y, 0.05, batch_size, 0.9, velocities)
+    assert_params_match(net, W, b, dtype)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_shuffled_epochs_match_reference_given_the_same_order(batch_size):
+    net, X, Y, W, b, acts = make_case([3, 5, 2], "sigmoid", "sigmoid", "mse", np.float64, n=50)
+    net.train(X, Y, epochs=3, batch_size=batch_size, shuffle=True, seed=42)
+    rng = np.random.default_rng(42)
+    orders = [rng.permutation(50) for _ in range(3)]
+    reference_epochs(W, b, acts, "mse", X, Y, 3, 0.1, batch_size, 0.0, orders)
+    assert_params_match(net, W, b, np.float64)
+
+
+def test_two_calls_of_one_epoch_equal_one_call_of_two(dtype):
+    a, X, Y, *_ = make_case([3, 5, 2], "tanh", "sigmoid", "mse", dtype, n=40)
+    b, *_ = make_case([3, 5, 2], "tanh", "sigmoid", "mse", dtype, n=40)
+    for _ in range(2):
+        a.train(X, Y, epochs=1, batch_size=4, momentum=0.5, shuffle=False)
+    b.train(X, Y, epochs=2, batch_size=4, momentum=0.5, shuffle=False)
+    np.testing.assert_array_equal(a.get_params(), b.get_params())
+
+
+@pytest.mark.parametrize("sizes", [[2, 2, 1], [2, 4, 1]])
+def test_xor_is_learned(sizes, dtype):
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+    y = np.array([0, 1, 1, 0], dtype=float)
+    net = cbackprop.Network(sizes, "sigmoid", dtype=dtype, seed=3)
+    history = net.train(X, y, epochs=5000, lr=2.0, shuffle=True)
+    assert net.loss(X, y) < 0.01
+    assert history.loss[-1] < history.loss[0]
+    np.testing.assert_array_equal(net.forward(X)[:, 0] > 0.5, y > 0.5)
+
+
+def test_same_seed_gives_bit_identical_weights():
+    X = np.random.default_rng(0).uniform(size=(100, 5))
+    y = np.random.default_rng(1).integers(0, 3, 100)
+    runs = []
+    for _ in range(2):
+        net = cbackprop.Network([5, 8, 3], ["relu", "softmax"], "cross_entropy", seed=7)
+        net.train(X, y, epochs=3, batch_size=8, momentum=0.9)
+        runs.append(net.get_params())
+    np.testing.assert_array_equal(runs[0], runs[1])
+    other = cbackprop.Network([5, 8, 3], ["relu", "softmax"], "cross_entropy", seed=8)
+    assert not np.array_equal(other.get_params(), runs[0])
+
+
+def test_zero_epochs_changes_nothing_and_history_is_per_epoch():
+    net, X, Y, *_ = make_case([3, 4, 2], "sigmoid", "sigmoid", "mse", np.float64)
+    before = net.get_params()
+    assert len(net.train(X, Y, epochs=0)) == 0
+    np.testing.assert_array_equal(net.get_params(), before)
+    history = net.train(X, Y, epochs=4)
+    assert len(history.loss) == 4 and len(history.epoch_time) == 4
+
+
+def test_diverging_training_raises_and_restores_weights():
+    net, X, Y, *_ = make_case([3, 4, 2], "linear", "linear", "mse", np.float64)
+    X = X * 1e3
+    with pytest.raises(FloatingPointError, match="epoch"):
+        net.train(X, Y, epochs=50, lr=1e3, shuffle=False)
+    assert np.isfinite(net.get_params()).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(sizes=st.lists(st.integers(1, 7), min_size=2, max_size=5),
+       config=st.sampled_from(CONFIGS), dtype=st.sampled_from(DTYPES),
+       n=st.integers(1, 25), batch_size=st.integers(1, 9), seed=st.integers(0, 1000))
+def test_epoch_matches_reference_on_random_shapes(sizes, config, dtype, n, batch_size, seed):
+    hidden, out, loss = config
+    net, X, Y, W, b, acts = make_case(sizes, hidden, out, loss, dtype, n=n, seed=seed)
+    net.train(X, Y, epochs=1, lr=0.1, batch_size=batch_size, shuffle=False)
+    reference.train_epoch(W, b, acts, loss, X, Y, 0.1, batch_size)
+    assert_params_match(net, W, b, dtype)
