@@ -1,8 +1,9 @@
 """numba @njit loops, written the way a performance-minded user would.
 
-Batch 1: one fused per-sample kernel -- forward as row dot products, then
-for each layer from the top, a single pass over W that both propagates
-delta (with the old W) and applies the SGD update; preallocated buffers.
+Batch 1: one fused per-sample kernel over a single flat parameter vector --
+forward as row dot products, then for each layer from the top a single pass
+over W that both propagates delta (with the old W) and applies the SGD
+update; preallocated buffers, no allocation or container access per sample.
 Mini-batch and inference: np.dot inside njit (numba calls the BLAS that
 SciPy ships), elementwise sigmoid / delta work fused in explicit loops.
 fastmath=True (lets LLVM vectorise the dot-product reductions).
@@ -42,49 +43,57 @@ def _kernels():
     opts = dict(cache=True, fastmath=FASTMATH, nogil=True)
 
     @njit(**opts)
-    def epoch_b1(Ws, bs, hs, ds, X, Y, lr, one):
-        L = len(Ws)
+    def epoch_b1(Wf, bf, sizes, woff, boff, H, D, X, Y, lr, one):
+        # All weights live in one flat vector (layer l at woff[l], row-major
+        # (n_out, n_in)); biases, activations H and deltas D share the offsets
+        # boff[l].  No per-sample allocation, no container look-ups.
+        L = sizes.shape[0] - 1
         for s in range(X.shape[0]):
-            x = X[s]
             for l in range(L):
-                W = Ws[l]
-                b = bs[l]
-                hin = x if l == 0 else hs[l - 1]
-                hout = hs[l]
-                for i in range(W.shape[0]):
-                    acc = b[i]
-                    for k in range(W.shape[1]):
-                        acc += W[i, k] * hin[k]
-                    hout[i] = one / (one + np.exp(-acc))
-            h = hs[L - 1]
-            d = ds[L - 1]
-            y = Y[s]
-            for i in range(h.shape[0]):
-                d[i] = (h[i] - y[i]) * h[i] * (one - h[i])
+                n_in = sizes[l]
+                wo = woff[l]
+                bo = boff[l]
+                po = boff[l - 1] if l > 0 else 0
+                for i in range(sizes[l + 1]):
+                    acc = bf[bo + i]
+                    row = wo + i * n_in
+                    if l == 0:
+                        for k in range(n_in):
+                            acc += Wf[row + k] * X[s, k]
+                    else:
+                        for k in range(n_in):
+                            acc += Wf[row + k] * H[po + k]
+                    H[bo + i] = one / (one + np.exp(-acc))
+            bo = boff[L - 1]
+            for i in range(sizes[L]):
+                h = H[bo + i]
+                D[bo + i] = (h - Y[s, i]) * h * (one - h)
             for l in range(L - 1, -1, -1):
-                W = Ws[l]
-                b = bs[l]
-                d = ds[l]
-                hin = x if l == 0 else hs[l - 1]
-                n_in = W.shape[1]
+                n_in = sizes[l]
+                wo = woff[l]
+                bo = boff[l]
                 if l > 0:
-                    dp = ds[l - 1]
-                    dp[:] = 0
-                    for i in range(W.shape[0]):
-                        di = d[i]
-                        g = lr * di
-                        for k in range(n_in):
-                            dp[k] += W[i, k] * di
-                            W[i, k] -= g * hin[k]
-                        b[i] -= g
+                    po = boff[l - 1]
                     for k in range(n_in):
-                        dp[k] *= hin[k] * (one - hin[k])
-                else:
-                    for i in range(W.shape[0]):
-                        g = lr * d[i]
+                        D[po + k] = 0
+                    for i in range(sizes[l + 1]):
+                        di = D[bo + i]
+                        g = lr * di
+                        row = wo + i * n_in
                         for k in range(n_in):
-                            W[i, k] -= g * hin[k]
-                        b[i] -= g
+                            D[po + k] += Wf[row + k] * di  # old W: propagate, then update
+                            Wf[row + k] -= g * H[po + k]
+                        bf[bo + i] -= g
+                    for k in range(n_in):
+                        h = H[po + k]
+                        D[po + k] *= h * (one - h)
+                else:
+                    for i in range(sizes[l + 1]):
+                        g = lr * D[bo + i]
+                        row = wo + i * n_in
+                        for k in range(n_in):
+                            Wf[row + k] -= g * X[s, k]
+                        bf[bo + i] -= g
 
     @njit(**opts)
     def sigmoid_bias(Z, b, one):
@@ -152,17 +161,27 @@ class _Trainer:
         from numba.typed import List
         self.np = np
         self.k = _kernels()
-        self.Ws = List([np.array(w, dtype=dtype, order="C", copy=True) for w in weights])
-        self.bs = List([np.array(b, dtype=dtype, copy=True) for b in biases])
-        self.hs = List([np.zeros(n, dtype=dtype) for n in sizes[1:]])
-        self.ds = List([np.zeros(n, dtype=dtype) for n in sizes[1:]])
-        self.lr = np.dtype(dtype).type(lr)
-        self.one = np.dtype(dtype).type(1)  # keeps float32 kernels in float32
+        dt = np.dtype(dtype)
+        nw = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.woff = np.concatenate([[0], np.cumsum(nw)[:-1]]).astype(np.int64)
+        self.boff = np.concatenate([[0], np.cumsum(sizes[1:])[:-1]]).astype(np.int64)
+        self.Wf = np.concatenate([np.asarray(w, dtype=dt).ravel() for w in weights])
+        self.bf = np.concatenate([np.asarray(b, dtype=dt) for b in biases])
+        self.H = np.zeros_like(self.bf)
+        self.D = np.zeros_like(self.bf)
+        # per-layer views of the same memory, for the mini-batch / forward kernels
+        self.Ws = List([self.Wf[o:o + n].reshape(b, a) for o, n, a, b in
+                        zip(self.woff, nw, sizes[:-1], sizes[1:])])
+        self.bs = List([self.bf[o:o + n] for o, n in zip(self.boff, sizes[1:])])
+        self.lr = dt.type(lr)
+        self.one = dt.type(1)  # keeps float32 kernels in float32
         self.batch_size = batch_size
 
     def epoch(self, X, Y):
         if self.batch_size == 1:
-            self.k[0](self.Ws, self.bs, self.hs, self.ds, X, Y, self.lr, self.one)
+            self.k[0](self.Wf, self.bf, self.sizes, self.woff, self.boff, self.H, self.D,
+                      X, Y, self.lr, self.one)
         else:
             B = self.batch_size
             last = X.shape[0] % B or B
