@@ -7,7 +7,7 @@
 """
 
 try:
-    from . import _backward, _forward, _train  # noqa: F401
+    from ._dispatch import kernel_level
 except ImportError as exc:  # pragma: no cover - only without a build
     raise ImportError(
         "cbackprop's compiled kernels are missing or failed to load "
@@ -19,4 +19,4 @@ from .network import Network, load
 from .train import History
 
 __version__ = "0.1.0"
-__all__ = ["Network", "load", "History", "reference", "__version__"]
+__all__ = ["Network", "load", "History", "reference", "kernel_level", "__version__"]

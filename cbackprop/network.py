@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import _backward, _forward
+from ._dispatch import backward_kernels as _backward, forward_kernels as _forward
 from ._config import (as_float_array, check_activations, check_dtype, check_loss,
                       check_sizes, check_X, check_Y, kernel_spec)
 

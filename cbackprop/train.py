@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _train
+from ._dispatch import train_kernels as _train
 from ._config import check_int, check_positive_finite
 
 
