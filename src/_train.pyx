@@ -32,7 +32,7 @@ cdef inline floating sgd_sample(const Layout* net, floating* params, floating* v
     cdef floating* b
     cdef floating* d_out
     cdef floating* d_in
-    cdef floating d_i, step, J
+    cdef floating d_i, step, w, J
     cdef int out_code = <int> net.codes[last]
 
     forward_sample(net, params, x, h, z_out)
@@ -54,19 +54,30 @@ cdef inline floating sgd_sample(const Layout* net, floating* params, floating* v
         for i in range(n_out):
             d_i = d_out[i]
             step = lr * d_i
-            if d_in != NULL:
-                # delta^(layer)_j += w_ij delta^(layer+1)_i, read before w_ij changes
-                for j in range(n_in):
-                    d_in[j] += W[i * n_in + j] * d_i
             if momentum == 0:
-                for j in range(n_in):
-                    W[i * n_in + j] -= step * h_in[j]
+                if d_in != NULL:
+                    # one pass over row i: delta^(layer)_j += w_ij delta_i (old w_ij), then
+                    # w_ij -= lr delta_i h_j
+                    for j in range(n_in):
+                        w = W[i * n_in + j]
+                        d_in[j] += w * d_i
+                        W[i * n_in + j] = w - step * h_in[j]
+                else:
+                    for j in range(n_in):
+                        W[i * n_in + j] -= step * h_in[j]
                 b[i] -= step
             else:
                 V = velocity + net.w_off[layer] + i * n_in
-                for j in range(n_in):
-                    V[j] = momentum * V[j] - step * h_in[j]
-                    W[i * n_in + j] += V[j]
+                if d_in != NULL:
+                    for j in range(n_in):
+                        w = W[i * n_in + j]
+                        d_in[j] += w * d_i
+                        V[j] = momentum * V[j] - step * h_in[j]
+                        W[i * n_in + j] = w + V[j]
+                else:
+                    for j in range(n_in):
+                        V[j] = momentum * V[j] - step * h_in[j]
+                        W[i * n_in + j] += V[j]
                 V = velocity + net.b_off[layer]
                 V[i] = momentum * V[i] - step
                 b[i] += V[i]
