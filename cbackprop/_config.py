@@ -15,6 +15,9 @@ LOSS_CODES = {"mse": 0, "cross_entropy": 1}
 DTYPES = (np.float32, np.float64)
 # Largest layer width: BLAS takes int dimensions.
 MAX_UNITS = 2**31 - 1
+# Largest parameter count (2 GiB of float64): this is a library for small and medium networks,
+# and a bigger request is far likelier a typo than a plan; refusing it beats the OOM killer.
+MAX_PARAMETERS = 2**28
 
 
 def check_sizes(sizes):
@@ -30,7 +33,12 @@ def check_sizes(sizes):
             raise TypeError(f"sizes[{k}] must be an integer, got {s!r}")
         if not 1 <= s <= MAX_UNITS:
             raise ValueError(f"sizes[{k}] must be between 1 and {MAX_UNITS}, got {s}")
-    return tuple(int(s) for s in sizes)
+    sizes = tuple(int(s) for s in sizes)
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    if n_params > MAX_PARAMETERS:
+        raise ValueError(f"sizes {list(sizes)} make {n_params:,} parameters; cbackprop "
+                         f"supports at most {MAX_PARAMETERS:,}")
+    return sizes
 
 
 def check_activations(activations, n_layers):
@@ -68,7 +76,7 @@ def check_dtype(dtype):
         raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dtype!r}") from None
     if dtype.type not in DTYPES:
         raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dtype}")
-    return dtype
+    return np.dtype(dtype.type)  # native byte order: the kernels read native floats
 
 
 def kernel_spec(sizes, activations, loss):
@@ -170,6 +178,7 @@ def check_Y(Y, n_samples, n_out, dtype, loss, single=False):
 
 
 def _one_hot(labels, n_out, dtype):
+    labels = labels.astype(np.int64)   # bool labels are classes 0 and 1, not a mask
     bad = (labels < 0) | (labels >= n_out)
     if bad.any():
         raise ValueError(f"class label {labels[bad][0]} is out of range [0, {n_out})")
@@ -178,17 +187,26 @@ def _one_hot(labels, n_out, dtype):
     return out
 
 
-def check_positive_finite(value, name):
+def check_real(value, name):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
     return float(value)
 
 
-def check_int(value, name, minimum):
+def check_positive_finite(value, name, dtype=np.float64):
+    """A real number > 0 that stays finite and > 0 in ``dtype`` (what the kernels compute in)."""
+    value = check_real(value, name)
+    in_dtype = dtype.type(value) if isinstance(dtype, np.dtype) else dtype(value)
+    if not (math.isfinite(value) and value > 0 and np.isfinite(in_dtype) and in_dtype > 0):
+        raise ValueError(f"{name} must be finite and > 0 in {np.dtype(dtype).name}, got {value!r}")
+    return value
+
+
+def check_int(value, name, minimum, maximum=None):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return int(value)

@@ -1,5 +1,6 @@
 """The Network: configuration, parameters and validated calls into the compiled kernels."""
 
+import json
 import os
 import zipfile
 from collections.abc import Sequence
@@ -17,12 +18,14 @@ class ParameterList(Sequence):
     """The weight (or bias) arrays of a Network: views into its parameter buffer.
 
     Reading an item gives the live array; assigning an item (``net.weights[0] = a``)
-    validates ``a`` and copies it into the network. The list's length is fixed.
+    validates ``a``, copies it into the network and resets the momentum velocities (they
+    belong to the old weights). The list's length is fixed.
     """
 
-    def __init__(self, views, kind):
+    def __init__(self, views, kind, on_change):
         self._views = views
         self._kind = kind
+        self._on_change = on_change
 
     def __len__(self):
         return len(self._views)
@@ -35,6 +38,7 @@ class ParameterList(Sequence):
             raise TypeError(f"assign {self._kind} one layer at a time or as a whole list")
         view = self._views[index]
         view[...] = _checked_parameter(value, view, f"{self._kind}[{index}]")
+        self._on_change()
 
     def __repr__(self):
         return f"ParameterList({self._kind}: {[v.shape for v in self._views]})"
@@ -109,29 +113,49 @@ class Network:
     """
 
     def __init__(self, sizes, activations="sigmoid", loss="mse", dtype=np.float64, seed=None):
-        self.sizes = check_sizes(sizes)
-        self.activations = check_activations(activations, len(self.sizes) - 1)
-        self.loss_name = check_loss(loss, self.activations[-1])
-        self.dtype = check_dtype(dtype)
-        self.seed = seed
-        self._rng = np.random.default_rng(seed)
-        self._spec, n_params = kernel_spec(self.sizes, self.activations, self.loss_name)
-        self._params = np.zeros(n_params, dtype=self.dtype)
-        # Momentum velocities, laid out like _params; kept between calls to train().
-        self._velocity = np.zeros(n_params, dtype=self.dtype)
-        self._weight_views, self._bias_views = self._views(self._params)
-        weights, biases = _init_parameters(self.sizes, self.activations, self._rng)
+        self._configure(sizes, activations, loss, dtype, seed)
+        weights, biases = _init_parameters(self._sizes, self._activations, self._rng)
         for view, value in zip(self._weight_views + self._bias_views, weights + biases):
             view[...] = value
 
+    def _configure(self, sizes, activations, loss, dtype, seed):
+        """Validate the configuration and allocate zeroed parameters and velocities."""
+        self._sizes = check_sizes(sizes)
+        self._activations = check_activations(activations, len(self._sizes) - 1)
+        self._loss_name = check_loss(loss, self._activations[-1])
+        self._dtype = check_dtype(dtype)
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._spec, n_params = kernel_spec(self._sizes, self._activations, self._loss_name)
+        self._params = np.zeros(n_params, dtype=self._dtype)
+        # Momentum velocities, laid out like _params; kept between calls to train().
+        self._velocity = np.zeros(n_params, dtype=self._dtype)
+        self._weight_views, self._bias_views = self._views(self._params)
+
+    # The configuration is fixed at construction: the kernels' spec and buffers follow it.
+    sizes = property(lambda self: self._sizes, doc="Layer widths ``(n_in, ..., n_out)``.")
+    activations = property(lambda self: self._activations, doc="Activation of each layer.")
+    loss_name = property(lambda self: self._loss_name, doc="``'mse'`` or ``'cross_entropy'``.")
+    dtype = property(lambda self: self._dtype, doc="numpy.float32 or numpy.float64.")
+
+    def __getstate__(self):
+        # the views into _params are rebuilt on unpickling / deepcopy, never copied apart
+        state = self.__dict__.copy()
+        del state["_weight_views"], state["_bias_views"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._weight_views, self._bias_views = self._views(self._params)
+
     def _views(self, buffer):
         """Per-layer (W, b) views into a flat buffer laid out like the parameters."""
-        n_layers = len(self.sizes) - 1
+        n_layers = len(self._sizes) - 1
         w_off = self._spec[2 + 2 * n_layers + 1:][:n_layers]
         b_off = self._spec[2 + 3 * n_layers + 1:][:n_layers]
         weights, biases = [], []
         for layer in range(n_layers):
-            n_in, n_out = self.sizes[layer], self.sizes[layer + 1]
+            n_in, n_out = self._sizes[layer], self._sizes[layer + 1]
             weights.append(buffer[w_off[layer]:w_off[layer] + n_out * n_in].reshape(n_out, n_in))
             biases.append(buffer[b_off[layer]:b_off[layer] + n_out])
         return weights, biases
@@ -148,7 +172,7 @@ class Network:
 
     @property
     def weights(self):
-        return ParameterList(self._weight_views, "weights")
+        return ParameterList(self._weight_views, "weights", self._reset_velocity)
 
     @weights.setter
     def weights(self, values):
@@ -156,14 +180,13 @@ class Network:
 
     @property
     def biases(self):
-        return ParameterList(self._bias_views, "biases")
+        return ParameterList(self._bias_views, "biases", self._reset_velocity)
 
     @biases.setter
     def biases(self, values):
         self._assign_all(values, self._bias_views, "biases")
 
-    @staticmethod
-    def _assign_all(values, views, kind):
+    def _assign_all(self, values, views, kind):
         """Validate every array first, then copy: a bad list changes nothing."""
         values = list(values)
         if len(values) != len(views):
@@ -172,6 +195,10 @@ class Network:
                    for k, (v, view) in enumerate(zip(values, views))]
         for view, value in zip(views, checked):
             view[...] = value
+        self._reset_velocity()
+
+    def _reset_velocity(self):
+        self._velocity[...] = 0
 
     def get_params(self):
         """A copy of every parameter as one flat array (weights then bias, layer by layer)."""
@@ -258,17 +285,19 @@ class Network:
     def save(self, path):
         """Write the network to a ``.npz`` file of plain arrays (no pickle).
 
-        The configuration, weights, biases and momentum velocities are stored, so a
-        loaded network predicts and continues training exactly as this one.
+        The configuration, weights, biases, momentum velocities and the state of the
+        shuffling generator are stored, so a loaded network predicts and continues training
+        exactly as this one would.
         """
         arrays = {
             "format_version": np.array(FORMAT_VERSION),
-            "sizes": np.array(self.sizes, dtype=np.int64),
-            "activations": np.array(self.activations, dtype=str),
-            "loss": np.array(self.loss_name, dtype=str),
-            "dtype": np.array(self.dtype.name, dtype=str),
+            "sizes": np.array(self._sizes, dtype=np.int64),
+            "activations": np.array(self._activations, dtype=str),
+            "loss": np.array(self._loss_name, dtype=str),
+            "dtype": np.array(self._dtype.name, dtype=str),
             "params": self._params,
             "velocity": self._velocity,
+            "rng_state": np.array(json.dumps(self._rng.bit_generator.state), dtype=str),
         }
         with open(os.fspath(path), "wb") as f:
             np.savez(f, **arrays)
@@ -276,34 +305,58 @@ class Network:
     @classmethod
     def load(cls, path):
         """Read a network written by :meth:`save`; see :func:`cbackprop.load`."""
+        required = ("format_version", "sizes", "activations", "loss", "dtype", "params",
+                    "velocity")
         try:
             with np.load(os.fspath(path), allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+                missing = [k for k in required if k not in data.files]
+                if missing:
+                    raise ValueError(f"{path} is not a cbackprop model: missing {missing}")
+                version = _scalar(data["format_version"], "iu", path, "format_version")
+                if version != FORMAT_VERSION:
+                    raise ValueError(f"{path} has model format version {version}; this "
+                                     f"cbackprop reads version {FORMAT_VERSION}")
+                sizes, activations = data["sizes"], data["activations"]
+                if sizes.ndim != 1 or sizes.dtype.kind not in "iu":
+                    raise ValueError(f"{path}: sizes must be a 1-D integer array, got "
+                                     f"{sizes.dtype} of shape {sizes.shape}")
+                if activations.ndim != 1 or activations.dtype.kind != "U":
+                    raise ValueError(f"{path}: activations must be a 1-D array of names")
+                net = cls.__new__(cls)   # no random initialisation: the file has the values
+                net._configure([int(v) for v in sizes], [str(a) for a in activations],
+                               _scalar(data["loss"], "U", path, "loss"),
+                               _scalar(data["dtype"], "U", path, "dtype"), None)
+                # only now, with the expected sizes known, are the big arrays read
+                for name in ("params", "velocity"):
+                    stored, buffer = data[name], getattr(net, "_" + name)
+                    if stored.shape != buffer.shape or stored.dtype != buffer.dtype:
+                        raise ValueError(
+                            f"{path}: {name} has shape {stored.shape} and dtype "
+                            f"{stored.dtype}, expected {buffer.shape} {buffer.dtype}")
+                    buffer[...] = as_float_array(stored, f"{path}: {name}", buffer.dtype)
+                if "rng_state" in data.files:
+                    state = json.loads(_scalar(data["rng_state"], "U", path, "rng_state"))
+                    net._rng.bit_generator.state = state
+        except (OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
             raise ValueError(f"{path} is not a readable cbackprop model file: {exc}") from exc
-        missing = {"format_version", "sizes", "activations", "loss", "dtype", "params",
-                   "velocity"} - set(arrays)
-        if missing:
-            raise ValueError(f"{path} is not a cbackprop model: missing {sorted(missing)}")
-        version = int(arrays["format_version"])
-        if version != FORMAT_VERSION:
-            raise ValueError(f"{path} has model format version {version}; this cbackprop "
-                             f"reads version {FORMAT_VERSION}")
-        net = cls([int(s) for s in arrays["sizes"]], [str(a) for a in arrays["activations"]],
-                  str(arrays["loss"]), str(arrays["dtype"]))
-        for name in ("params", "velocity"):
-            stored = arrays[name]
-            buffer = getattr(net, "_" + name)
-            if stored.shape != buffer.shape or stored.dtype != buffer.dtype:
-                raise ValueError(f"{path}: {name} has shape {stored.shape} and dtype "
-                                 f"{stored.dtype}, expected {buffer.shape} {buffer.dtype}")
-            buffer[...] = as_float_array(stored, f"{path}: {name}", buffer.dtype)
+        except (ValueError, TypeError) as exc:
+            if str(path) in str(exc):
+                raise ValueError(str(exc)) from exc
+            raise ValueError(f"{path} is not a valid cbackprop model: {exc}") from exc
         return net
 
     def __repr__(self):
         acts = self.activations[0] if len(set(self.activations)) == 1 else list(self.activations)
         return (f"Network(sizes={list(self.sizes)}, activations={acts!r}, "
                 f"loss={self.loss_name!r}, dtype=numpy.{self.dtype.name})")
+
+
+def _scalar(array, kinds, path, name):
+    """The single value of a 0-d array of one of ``kinds``, or a ValueError naming it."""
+    if array.ndim != 0 or array.dtype.kind not in kinds:
+        raise ValueError(f"{path}: {name} must be a single value, got {array.dtype} "
+                         f"of shape {array.shape}")
+    return array.item()
 
 
 def load(path):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._dispatch import train_kernels as _train
-from ._config import check_int, check_positive_finite
+from ._config import check_int, check_positive_finite, check_real
 
 
 @dataclass
@@ -70,22 +70,25 @@ def train(net, X, Y, epochs=1, lr=0.1, batch_size=1, momentum=0.0, shuffle=True,
         The loss became NaN or infinite; the weights are restored to those before that epoch.
     """
     epochs = check_int(epochs, "epochs", 0)
-    lr = check_positive_finite(lr, "lr")
+    lr = check_positive_finite(lr, "lr", net.dtype)
     batch_size = check_int(batch_size, "batch_size", 1)
-    if isinstance(momentum, (bool, np.bool_)) or not isinstance(momentum, (int, float, np.floating, np.integer)):
-        raise TypeError(f"momentum must be a real number, got {momentum!r}")
-    if not (math.isfinite(momentum) and 0 <= momentum < 1):
-        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    momentum = check_real(momentum, "momentum")
+    # checked as the kernels will see it: 0.99999999 is 1.0 in float32
+    if not (math.isfinite(momentum) and 0 <= momentum and net.dtype.type(momentum) < 1):
+        raise ValueError(f"momentum must be in [0, 1) in {net.dtype.name}, got {momentum!r}")
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+    if seed is not None:
+        seed = check_int(seed, "seed", 0)
     X, Y = net._check_data(X, Y)
     net._check_params_finite()
     rng = net._rng if seed is None else np.random.default_rng(seed)
+    batch_size = min(batch_size, X.shape[0])   # a batch larger than the data is all of it
 
     n = X.shape[0]
     history = History()
     sequential_order = np.arange(n, dtype=np.intp)
-    if momentum == 0:
+    if net.dtype.type(momentum) == 0:
         net._velocity[...] = 0
     for epoch in range(epochs):
         order = rng.permutation(n).astype(np.intp) if shuffle else sequential_order

@@ -22,9 +22,9 @@ def gradients(const Py_ssize_t[::1] spec,     # IN  network description (see _pa
     cdef Layout net = make_layout(&spec[0])
     cdef Py_ssize_t n = X.shape[0], start, m
     dtype = np.asarray(params).dtype
-    cdef floating[::1] H = np.empty(BLOCK * net.n_units, dtype=dtype)
-    cdef floating[::1] D = np.empty(BLOCK * net.n_units, dtype=dtype)
-    cdef floating[::1] Z = np.empty(BLOCK * net.n_out, dtype=dtype)
+    cdef floating[::1] H = np.empty(min(BLOCK, n) * net.n_units, dtype=dtype)
+    cdef floating[::1] D = np.empty(min(BLOCK, n) * net.n_units, dtype=dtype)
+    cdef floating[::1] Z = np.empty(min(BLOCK, n) * net.n_out, dtype=dtype)
     cdef floating inv_n = <floating> (1.0 / n)
     cdef double total = 0
     with nogil:

@@ -10,9 +10,10 @@ import numpy as np
 
 from _passes cimport Layout, make_layout, forward_block, loss_and_delta_block
 
-# Rows per block: large enough that gemm runs near peak, small enough to stay in cache.
+# Rows per block: gemm calls on few rows pay a fixed overhead; 4096 measured best for
+# inference on 64-30-10 and 784-128-10 (benchmarks/compare.py, D-inf and M1-inf rows).
 cdef enum:
-    BLOCK = 256
+    BLOCK = 4096
 
 
 def forward(const Py_ssize_t[::1] spec,       # IN  network description (see _passes.pxd)
@@ -22,8 +23,8 @@ def forward(const Py_ssize_t[::1] spec,       # IN  network description (see _pa
     """out := h^(nl) for every row of X."""
     cdef Layout net = make_layout(&spec[0])
     cdef Py_ssize_t n = X.shape[0], start, m, n_out = net.n_out
-    cdef floating[::1] H = np.empty(BLOCK * net.n_units, dtype=np.asarray(params).dtype)
-    cdef floating[::1] Z = np.empty(BLOCK * n_out, dtype=np.asarray(params).dtype)
+    cdef floating[::1] H = np.empty(min(BLOCK, n) * net.n_units, dtype=np.asarray(params).dtype)
+    cdef floating[::1] Z = np.empty(min(BLOCK, n) * n_out, dtype=np.asarray(params).dtype)
     cdef Py_ssize_t last = net.n_layers - 1
     with nogil:
         start = 0
@@ -41,8 +42,8 @@ def loss_sum(const Py_ssize_t[::1] spec,      # IN  network description
     """Sum over the rows of X of the per-sample loss J (mse or cross-entropy), as a double."""
     cdef Layout net = make_layout(&spec[0])
     cdef Py_ssize_t n = X.shape[0], start, m
-    cdef floating[::1] H = np.empty(BLOCK * net.n_units, dtype=np.asarray(params).dtype)
-    cdef floating[::1] Z = np.empty(BLOCK * net.n_out, dtype=np.asarray(params).dtype)
+    cdef floating[::1] H = np.empty(min(BLOCK, n) * net.n_units, dtype=np.asarray(params).dtype)
+    cdef floating[::1] Z = np.empty(min(BLOCK, n) * net.n_out, dtype=np.asarray(params).dtype)
     cdef double total = 0
     with nogil:
         start = 0

@@ -100,13 +100,17 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
     cdef Layout net = make_layout(&spec[0])
     cdef Py_ssize_t n = order.shape[0], start, m, r, s
     cdef Py_ssize_t n_in = net.n_in, n_out = net.n_out
-    cdef Py_ssize_t B = min(batch_size, n) if n > 0 else 1
+    # B is the largest batch this call forms; B == 1 (batch_size 1, or a single sample)
+    # is online SGD. Scratch for gathering shuffled rows exists only when the batch path
+    # runs unsequentially, so the path taken below must follow from B alone.
+    cdef Py_ssize_t B = max(1, min(batch_size, n))
+    cdef bint gather = B > 1 and not sequential
     dtype = np.asarray(params).dtype
     cdef floating[::1] H = np.empty(B * net.n_units, dtype=dtype)
     cdef floating[::1] D = np.empty(B * net.n_units, dtype=dtype)
     cdef floating[::1] Z = np.empty(B * n_out, dtype=dtype)
-    cdef floating[::1] XB = np.empty(B * n_in if (B > 1 and not sequential) else 1, dtype=dtype)
-    cdef floating[::1] YB = np.empty(B * n_out if (B > 1 and not sequential) else 1, dtype=dtype)
+    cdef floating[::1] XB = np.empty(B * n_in if gather else 1, dtype=dtype)
+    cdef floating[::1] YB = np.empty(B * n_out if gather else 1, dtype=dtype)
     cdef const floating* Xb
     cdef const floating* Yb
     cdef floating eta = <floating> lr, mu = <floating> momentum
@@ -114,7 +118,7 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
     if n == 0:
         return 0.0
     with nogil:
-        if batch_size == 1:
+        if B == 1:
             for s in range(n):
                 r = order[s]
                 total += sgd_sample(&net, &params[0], &velocity[0], &X[r, 0], &Y[r, 0],
@@ -123,7 +127,7 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
             start = 0
             while start < n:
                 m = min(B, n - start)
-                if sequential:
+                if not gather:
                     Xb = &X[order[start], 0]
                     Yb = &Y[order[start], 0]
                 else:

@@ -103,12 +103,34 @@ def test_zero_epochs_changes_nothing_and_history_is_per_epoch():
     assert len(history.loss) == 4 and len(history.epoch_time) == 4
 
 
-def test_diverging_training_raises_and_restores_weights():
+def test_diverging_training_raises_and_restores_the_last_finite_weights():
+    import copy
+    import re
     net, X, Y, *_ = make_case([3, 4, 2], "linear", "linear", "mse", np.float64)
-    X = X * 1e3
-    with pytest.raises(FloatingPointError, match="epoch"):
-        net.train(X, Y, epochs=50, lr=1e3, shuffle=False)
+    replay = copy.deepcopy(net)
+    with pytest.raises(FloatingPointError, match=r"epoch \d+") as info:
+        net.train(X, Y, epochs=500, lr=0.5, shuffle=False)
+    epoch = int(re.search(r"epoch (\d+)", str(info.value)).group(1))
+    assert epoch > 1
+    # the weights are those after the last epoch whose loss was finite
+    replay.train(X, Y, epochs=epoch - 1, lr=0.5, shuffle=False)
+    np.testing.assert_array_equal(net.get_params(), replay.get_params())
     assert np.isfinite(net.get_params()).all()
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_batch_larger_than_the_data(n, shuffle, dtype):
+    # one batch holds everything: the same as batch_size=n (regression: the shuffled
+    # gather path once wrote past its scratch buffer when n == 1)
+    a, X, Y, *_ = make_case([200, 3, 5], "tanh", "sigmoid", "mse", dtype, n=n)
+    b, *_ = make_case([200, 3, 5], "tanh", "sigmoid", "mse", dtype, n=n)
+    a.train(X, Y, epochs=3, batch_size=32, shuffle=shuffle, seed=1)
+    b.train(X, Y, epochs=3, batch_size=n, shuffle=shuffle, seed=1)
+    np.testing.assert_array_equal(a.get_params(), b.get_params())
+    one = cbackprop.Network([200, 3, 5], "tanh", seed=0, dtype=dtype)
+    one.train(X[0], Y[0], epochs=2, batch_size=64)      # a single 1-D sample
+    assert np.isfinite(one.get_params()).all()
 
 
 @settings(max_examples=30, deadline=None)
@@ -118,6 +140,7 @@ def test_diverging_training_raises_and_restores_weights():
 def test_epoch_matches_reference_on_random_shapes(sizes, config, dtype, n, batch_size, seed):
     hidden, out, loss = config
     net, X, Y, W, b, acts = make_case(sizes, hidden, out, loss, dtype, n=n, seed=seed)
-    net.train(X, Y, epochs=1, lr=0.1, batch_size=batch_size, shuffle=False)
-    reference.train_epoch(W, b, acts, loss, X, Y, 0.1, batch_size)
+    net.train(X, Y, epochs=1, lr=0.1, batch_size=batch_size, shuffle=True, seed=seed)
+    order = np.random.default_rng(seed).permutation(n)
+    reference.train_epoch(W, b, acts, loss, X, Y, 0.1, batch_size, order=order)
     assert_params_match(net, W, b, dtype)

@@ -30,6 +30,9 @@ def data():
     (dict(sizes=[3, 4, 2], activations=["relu", "tanh"], loss="cross_entropy"), ValueError, "tanh"),
     (dict(sizes=[3, 4, 2], dtype=np.float16), TypeError, "float16"),
     (dict(sizes=[3, 4, 2], dtype=np.int32), TypeError, "dtype"),
+    (dict(sizes=[100_000, 100_000]), ValueError, "parameters"),
+    (dict(sizes=[2**31 - 1] * 5), ValueError, "parameters"),
+    (dict(sizes=[True, 2]), TypeError, r"sizes\[0\]"),
 ])
 def test_bad_configuration(kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -70,13 +73,17 @@ def bad_calls(data):
         ("biases wrong shape", lambda n: setattr(n, "biases", [np.zeros(4), np.zeros(3)]), ValueError, r"biases\[1\]"),
         ("loss Y missing column", lambda n: n.loss(X, Y[:, :1]), ValueError, "1 columns"),
         ("gradients nan", lambda n: n.gradients(X_nan, Y), ValueError, "NaN"),
+        ("seed negative", lambda n: n.train(X, Y, seed=-1), ValueError, "seed"),
+        ("lr overflows float32", lambda n: n.train(X, Y, lr=np.longdouble("1e400")), ValueError, "lr"),
+        ("momentum rounds to 1", lambda n: n.train(X, Y, momentum=np.longdouble(1) - np.longdouble(1e-19)),
+         ValueError, "momentum"),
     ]
 
 
-@pytest.mark.parametrize("case", range(28))
+@pytest.mark.parametrize("case", range(31))
 def test_bad_input_raises_and_changes_nothing(net, data, case):
     calls = bad_calls(data)
-    assert len(calls) == 28
+    assert len(calls) == 31
     name, call, error, match = calls[case]
     X_before, Y_before = data[0].copy(), data[1].copy()
     params = net.get_params()
@@ -135,3 +142,48 @@ def test_weights_item_and_list_assignment(net):
     X = np.zeros((1, 3))
     expected = 1 / (1 + np.exp(-(np.ones((2, 4)) @ (1 / (1 + np.exp(-np.ones(4)))) + [0.5, 0.25])))
     np.testing.assert_allclose(net.forward(X)[0], expected, rtol=1e-14)
+
+
+def test_configuration_is_read_only(net):
+    for name, value in [("sizes", (3, 1)), ("dtype", np.float32), ("activations", ("relu",) * 2),
+                        ("loss_name", "cross_entropy")]:
+        with pytest.raises(AttributeError):
+            setattr(net, name, value)
+
+
+def test_non_native_byte_order_dtype_is_used_natively():
+    net = cbackprop.Network([2, 1], dtype=">f8", seed=0)
+    assert net.dtype == np.float64 and net.dtype.isnative
+    assert net.forward(np.ones((1, 2))).dtype.isnative
+
+
+def test_bool_labels_are_classes_not_a_mask():
+    net = cbackprop.Network([2, 2], "softmax", "cross_entropy", seed=0)
+    X = np.random.default_rng(0).uniform(size=(2, 2))
+    assert net.loss(X, np.array([True, False])) == net.loss(X, np.array([1, 0]))
+
+
+def test_copies_keep_weights_attached_to_what_they_train(tmp_path):
+    import copy
+    import pickle
+    net = cbackprop.Network([3, 4, 2], seed=0)
+    X, Y = np.ones((4, 3)), np.zeros((4, 2))
+    for clone in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        before = clone.weights[0].copy()
+        clone.train(X, Y, epochs=1)
+        assert not np.array_equal(clone.weights[0], before)        # the view sees training
+        clone.weights[1] = np.zeros((2, 4))
+        clone.biases[1] = np.zeros(2)
+        np.testing.assert_array_equal(clone.forward(X), 0.5)       # training sees the view
+    np.testing.assert_array_equal(net.get_params(), cbackprop.Network([3, 4, 2], seed=0).get_params())
+
+
+def test_assigning_weights_resets_momentum():
+    net = cbackprop.Network([3, 4, 2], seed=0)
+    X, Y = np.ones((4, 3)), np.zeros((4, 2))
+    net.train(X, Y, epochs=3, momentum=0.9)
+    fresh = cbackprop.Network([3, 4, 2], seed=1)
+    net.weights, net.biases = fresh.weights, fresh.biases
+    net.train(X, Y, epochs=1, momentum=0.9, shuffle=False)
+    fresh.train(X, Y, epochs=1, momentum=0.9, shuffle=False)
+    np.testing.assert_array_equal(net.get_params(), fresh.get_params())
