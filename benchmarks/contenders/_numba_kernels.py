@@ -8,61 +8,72 @@ from numba import njit
 
 from contenders.numba_njit import FASTMATH
 
-opts = dict(cache=True, fastmath=FASTMATH, nogil=True)
+opts = dict(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy",
+            boundscheck=False)
 
 
 @njit(**opts)
-def epoch_b1(Wf, bf, sizes, woff, boff, H, D, X, Y, lr, one):
-    # All weights live in one flat vector (layer l at woff[l], row-major
-    # (n_out, n_in)); biases, activations H and deltas D share the offsets
-    # boff[l].  No per-sample allocation, no container look-ups.
-    L = sizes.shape[0] - 1
+def epoch_b1(Ws, bs, Hs, Ds, X, Y, lr, one):
+    # Ws: tuple of per-layer C-contiguous (n_out, n_in) weight arrays; bs,
+    # Hs (activations), Ds (deltas): tuples of 1-D buffers, preallocated.
+    # All inner loops run over a range() index on contiguous rows, so the
+    # index is provably non-negative (no wraparound select) and unit-stride:
+    # LLVM vectorises the dot products (fastmath lets it reassociate the
+    # reduction) and the fused propagate+update loop.
+    L = len(Ws)
+    zero = one - one
     for s in range(X.shape[0]):
+        x = X[s]
+        y = Y[s]
+        # forward: one dot product per unit, input row read contiguously
+        hin = x
         for l in range(L):
-            n_in = sizes[l]
-            wo = woff[l]
-            bo = boff[l]
-            po = boff[l - 1] if l > 0 else 0
-            for i in range(sizes[l + 1]):
-                acc = bf[bo + i]
-                row = wo + i * n_in
-                if l == 0:
-                    for k in range(n_in):
-                        acc += Wf[row + k] * X[s, k]
-                else:
-                    for k in range(n_in):
-                        acc += Wf[row + k] * H[po + k]
-                H[bo + i] = one / (one + np.exp(-acc))
-        bo = boff[L - 1]
-        for i in range(sizes[L]):
-            h = H[bo + i]
-            D[bo + i] = (h - Y[s, i]) * h * (one - h)
-        for l in range(L - 1, -1, -1):
-            n_in = sizes[l]
-            wo = woff[l]
-            bo = boff[l]
-            if l > 0:
-                po = boff[l - 1]
+            W = Ws[l]
+            b = bs[l]
+            h = Hs[l]
+            n_in = W.shape[1]
+            for i in range(W.shape[0]):
+                acc = zero
                 for k in range(n_in):
-                    D[po + k] = 0
-                for i in range(sizes[l + 1]):
-                    di = D[bo + i]
-                    g = lr * di
-                    row = wo + i * n_in
-                    for k in range(n_in):
-                        D[po + k] += Wf[row + k] * di  # old W: propagate, then update
-                        Wf[row + k] -= g * H[po + k]
-                    bf[bo + i] -= g
+                    acc += W[i, k] * hin[k]
+                h[i] = one / (one + np.exp(-(acc + b[i])))
+            hin = h
+        # output delta of J = 1/2 ||y - h||^2 through the sigmoid
+        h = Hs[L - 1]
+        d = Ds[L - 1]
+        for i in range(h.shape[0]):
+            hv = h[i]
+            d[i] = (hv - y[i]) * hv * (one - hv)
+        # backward, top layer first: each weight row is read once, used to
+        # propagate delta with the old W and updated in the same pass
+        for l in range(L - 1, 0, -1):
+            W = Ws[l]
+            b = bs[l]
+            d = Ds[l]
+            hin = Hs[l - 1]
+            dp = Ds[l - 1]
+            n_in = W.shape[1]
+            for k in range(n_in):
+                dp[k] = zero
+            for i in range(W.shape[0]):
+                di = d[i]
+                g = lr * di
                 for k in range(n_in):
-                    h = H[po + k]
-                    D[po + k] *= h * (one - h)
-            else:
-                for i in range(sizes[l + 1]):
-                    g = lr * D[bo + i]
-                    row = wo + i * n_in
-                    for k in range(n_in):
-                        Wf[row + k] -= g * X[s, k]
-                    bf[bo + i] -= g
+                    dp[k] += W[i, k] * di
+                    W[i, k] -= g * hin[k]
+                b[i] -= g
+            for k in range(n_in):
+                hv = hin[k]
+                dp[k] *= hv * (one - hv)
+        W = Ws[0]
+        b = bs[0]
+        d = Ds[0]
+        n_in = W.shape[1]
+        for i in range(W.shape[0]):
+            g = lr * d[i]
+            for k in range(n_in):
+                W[i, k] -= g * x[k]
+            b[i] -= g
 
 
 @njit(**opts)
