@@ -140,8 +140,9 @@ cdef inline floating exp_nonpositive(floating x) noexcept nogil:
 
 cdef inline floating sigmoid(floating z) noexcept nogil:
     """1 / (1 + e^-z), computed from e^-|z| so neither branch overflows"""
+    cdef floating one = 1   # typed: a literal 1 / ... would be a double division (float32!)
     cdef floating e = exp_nonpositive(-z if z >= 0 else z)
-    cdef floating r = 1 / (1 + e)
+    cdef floating r = one / (one + e)
     return r if z >= 0 else e * r
 
 
@@ -203,7 +204,7 @@ cdef inline floating sample_loss(int loss, int code, const floating* h, const fl
         for j in range(n):
             diff = y[j] - h[j]
             total += diff * diff
-        return total / 2
+        return total * <floating> 0.5
     if code == SOFTMAX:
         # -sum_k y_k log softmax(z)_k = sum_k y_k (logsumexp(z) - z_k)
         zmax = z[0]
