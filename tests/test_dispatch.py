@@ -17,8 +17,12 @@ def test_loaded_level_is_supported_and_named():
 
 def run_with_level(level):
     env = dict(os.environ, CBACKPROP_KERNELS=level)
+    # import the cbackprop this test session imported: from its parent directory, so a
+    # source tree without compiled modules in the working directory cannot shadow it
+    where = os.path.dirname(os.path.dirname(cbackprop.__file__))
+    env["PYTHONPATH"] = where + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run([sys.executable, "-c", "import cbackprop; print(cbackprop.kernel_level)"],
-                          capture_output=True, text=True, env=env)
+                          capture_output=True, text=True, env=env, cwd=os.path.expanduser("~"))
 
 
 @pytest.mark.parametrize("level", _dispatch.supported_levels())
