@@ -90,12 +90,14 @@ def train(net, X, Y, epochs=1, lr=0.1, batch_size=1, momentum=0.0, shuffle=True,
     sequential_order = np.arange(n, dtype=np.intp)
     if net.dtype.type(momentum) == 0:
         net._velocity[...] = 0
+    work = np.empty(_train.workspace_size(net._spec, batch_size, n, not shuffle), net.dtype)
+    saved = np.empty_like(net._params), np.empty_like(net._velocity)
     for epoch in range(epochs):
         order = rng.permutation(n).astype(np.intp) if shuffle else sequential_order
-        saved = net._params.copy(), net._velocity.copy()
+        saved[0][...], saved[1][...] = net._params, net._velocity
         start = time.perf_counter()
         total = _train.train_epoch(net._spec, net._params, net._velocity, X, Y, order,
-                                   not shuffle, lr, batch_size, float(momentum))
+                                   not shuffle, lr, batch_size, float(momentum), work)
         history.epoch_time.append(time.perf_counter() - start)
         mean_loss = total / n
         if not (math.isfinite(mean_loss) and np.isfinite(net._params).all()):
