@@ -146,13 +146,26 @@ cdef inline floating sigmoid(floating z) noexcept nogil:
     return r if z >= 0 else e * r
 
 
+cdef inline floating sigmoid_libm(floating z) noexcept nogil:
+    """sigmoid with libm's exp: the faster choice for a scalar, one unit at a time"""
+    cdef floating one = 1
+    cdef floating e = _exp(-z if z >= 0 else z)
+    cdef floating r = one / (one + e)
+    return r if z >= 0 else e * r
+
+
 cdef inline void activate(int code, floating* z, Py_ssize_t n) noexcept nogil:
     """h := f(z) in place for one sample's layer of n units"""
     cdef Py_ssize_t j
     cdef floating zmax, total
     if code == SIGMOID:
-        for j in range(n):
-            z[j] = sigmoid(z[j])
+        if n >= 8:
+            for j in range(n):
+                z[j] = sigmoid(z[j])
+        else:
+            # too few units for a SIMD register: the scalar polynomial would be slower than libm
+            for j in range(n):
+                z[j] = sigmoid_libm(z[j])
     elif code == TANH:
         for j in range(n):
             if floating is float:

@@ -33,6 +33,11 @@ cdef inline floating dot(const floating* x, const floating* y, Py_ssize_t n) noe
     cdef float acc_f[16]
     cdef Py_ssize_t j = 0, k
     cdef floating total = 0
+    if n < 8:
+        # too short for a lane: zeroing and summing 8 or 16 lanes would cost more than it saves
+        for j in range(n):
+            total += x[j] * y[j]
+        return total
     if floating is double:
         for k in range(8):
             acc_d[k] = 0

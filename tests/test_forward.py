@@ -85,15 +85,21 @@ def test_forward_matches_reference_on_random_shapes(sizes, config, dtype, data):
 
 
 def test_sigmoid_within_three_ulp_everywhere(dtype):
-    # the compiled sigmoid (a polynomial exp at the AVX2/AVX-512 levels, libm's elsewhere)
-    # against the exact value in long double, over the whole range, subnormals included
-    net = cbackprop.Network([1, 1], "sigmoid", dtype=dtype)
-    net.weights = [np.ones((1, 1))]
-    net.biases = [np.zeros(1)]
+    # the compiled sigmoid against the exact value in long double, over the whole range,
+    # subnormals included: 1 unit takes the libm path, 17 units the polynomial exp that
+    # vectorises at the AVX2/AVX-512 levels (and its scalar remainder)
+    for units in (1, 17):
+        check_sigmoid_ulp(units, dtype)
+
+
+def check_sigmoid_ulp(units, dtype):
+    net = cbackprop.Network([1, units], "sigmoid", dtype=dtype)
+    net.weights = [np.ones((units, 1))]
+    net.biases = [np.zeros(units)]
     z = np.concatenate([np.linspace(-800, 800, 20001), np.linspace(-40, 40, 20001)])
     z = z.astype(dtype)
-    out = net.forward(z[:, None])[:, 0].astype(np.longdouble)
-    exact = 1 / (1 + np.exp(-z.astype(np.longdouble)))
+    out = net.forward(z[:, None]).astype(np.longdouble)
+    exact = (1 / (1 + np.exp(-z.astype(np.longdouble))))[:, None]
     finfo = np.finfo(dtype)
     ulp = np.maximum(np.spacing(exact.astype(dtype)).astype(np.longdouble), finfo.smallest_subnormal)
     assert np.max(np.abs(out - exact) / ulp) <= 3   # exp within 2 ulp, then e / (1 + e)
