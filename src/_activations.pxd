@@ -5,7 +5,8 @@
 # Notation (the tutorial's): z = W h + b is a layer's input sum, h = f(z) its output,
 # delta = dJ/dz. Codes here must match ACTIVATIONS / LOSSES in cbackprop/_config.py.
 from cython cimport floating
-from libc.math cimport exp, expf, log, logf, log1p, log1pf, tanh, tanhf, fabs, fabsf
+from libc.math cimport (exp, expf, log, logf, log1p, log1pf, tanh, tanhf, fabs, fabsf,
+                        rint, rintf, fma, fmaf)
 
 cdef enum:
     SIGMOID = 0
@@ -88,13 +89,13 @@ cdef inline floating exp_nonpositive(floating x) noexcept nogil:
     Range reduction x = k ln2 + r with |r| <= ln2 / 2 (ln2 split in a high part with trailing
     zero bits, so k * ln2_hi is exact, and a low part), a Taylor polynomial in r (degree 13 for
     double, truncation error below 1e-17; degree 7 for float, below 1e-8), and the scale 2^k
-    built from exponent bits in two halves so that subnormal results come out right. Integers
-    are rounded by adding 1.5 * 2^52 (2^23 for float), so every step is a packed SIMD operation.
+    built from exponent bits in two halves so that subnormal results come out right. rint and
+    fma become single packed instructions at the AVX2 level and up, where this is used.
     No table: within 2 ulp of e^x on all of (-inf, 0]; the sigmoid built on it stays within
     3 ulp (tests/test_forward.py checks that at every kernel level). At the baseline level,
     where this would not vectorise, it is libm's exp instead.
     """
-    cdef floating t, kd, half, k1, r, p, magic, log2e, ln2_hi, ln2_lo, lowest
+    cdef floating kd, half, k1, r, p, magic, log2e, ln2_hi, ln2_lo, lowest
     if not CBACKPROP_SIMD_EXP:
         return _exp(x)
     if floating is double:
@@ -104,11 +105,18 @@ cdef inline floating exp_nonpositive(floating x) noexcept nogil:
         magic, log2e = 12582912.0, 1.44269504
         ln2_hi, ln2_lo, lowest = 0.693359375, -2.12194440e-4, -104.0
     x = lowest if x < lowest else x     # e^x underflows to 0 below; keeps k bounded
-    t = x * log2e + magic               # magic + k, k = x / ln2 rounded to nearest
-    kd = t - magic
-    half = kd * <floating> 0.5 + magic  # magic + k1, k1 = about k / 2
-    k1 = half - magic
-    r = x - kd * ln2_hi - kd * ln2_lo
+    # Written to survive -fassociative-math (setup.py): rounding by rint, not by adding and
+    # subtracting a magic number (which reassociation folds away), and the two-part range
+    # reduction by fma, whose single rounding no reassociation can merge.
+    if floating is double:
+        kd = rint(x * log2e)            # k = x / ln2 rounded to nearest
+        k1 = rint(kd * 0.5)             # about k / 2
+        r = fma(-kd, ln2_lo, fma(-kd, ln2_hi, x))
+    else:
+        kd = rintf(x * log2e)
+        k1 = rintf(kd * <floating> 0.5)
+        r = fmaf(-kd, ln2_lo, fmaf(-kd, ln2_hi, x))
+    half = k1 + magic                   # magic + k1: the exponent bits of 2^k1
     if floating is double:
         # Horner: 1 + r (1 + r (1/2! + r (1/3! + ... + r / 13!)))
         p = 1.0 / 6227020800.0
