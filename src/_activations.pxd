@@ -154,6 +154,16 @@ cdef inline floating sigmoid(floating z) noexcept nogil:
     return r if z >= 0 else e * r
 
 
+cdef inline floating _max(const floating* z, Py_ssize_t n) noexcept nogil:
+    """max_j z[j], n >= 1"""
+    cdef Py_ssize_t j
+    cdef floating zmax = z[0]
+    for j in range(1, n):
+        if z[j] > zmax:
+            zmax = z[j]
+    return zmax
+
+
 cdef inline floating sigmoid_libm(floating z) noexcept nogil:
     """sigmoid with libm's exp: the faster choice for a scalar, one unit at a time"""
     cdef floating one = 1
@@ -186,10 +196,7 @@ cdef inline void activate(int code, floating* z, Py_ssize_t n) noexcept nogil:
                 z[j] = 0
     elif code == SOFTMAX:
         # h_j = e^(z_j - max z) / sum_k e^(z_k - max z): the shift keeps every exponent <= 0
-        zmax = z[0]
-        for j in range(1, n):
-            if z[j] > zmax:
-                zmax = z[j]
+        zmax = _max(z, n)
         total = 0
         for j in range(n):
             z[j] = _exp(z[j] - zmax)
@@ -228,10 +235,7 @@ cdef inline floating sample_loss(int loss, int code, const floating* h, const fl
         return total * <floating> 0.5
     if code == SOFTMAX:
         # -sum_k y_k log softmax(z)_k = sum_k y_k (logsumexp(z) - z_k)
-        zmax = z[0]
-        for j in range(1, n):
-            if z[j] > zmax:
-                zmax = z[j]
+        zmax = _max(z, n)
         lse = 0
         for j in range(n):
             lse += _exp(z[j] - zmax)

@@ -20,6 +20,8 @@ CONFIGS = [
     ("sigmoid", "sigmoid", "cross_entropy"),
 ]
 CONFIG_IDS = ["-".join(c) for c in CONFIGS]
+# From one unit per layer to deep (5 weight layers) and wide (784-512); n_in != n_out.
+SHAPES = [[1, 1, 1], [3, 3, 1], [4, 7, 3], [5, 1, 2], [3, 6, 5, 4, 3, 2], [784, 512]]
 
 
 def assert_close(actual, expected, dtype, scale=None):

@@ -6,9 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 import cbackprop
 from cbackprop import reference
-from conftest import CONFIG_IDS, CONFIGS, DTYPES, assert_close, make_case
-
-SHAPES = [[1, 1, 1], [3, 3, 1], [4, 7, 3], [5, 1, 2], [3, 6, 5, 4, 3, 2], [784, 512]]
+from conftest import CONFIG_IDS, CONFIGS, DTYPES, SHAPES, assert_close, make_case
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
