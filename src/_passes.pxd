@@ -84,7 +84,7 @@ cdef inline void forward_block(const Layout* net, const floating* params, const 
     X: IN (m, n_in); H: OUT (m * n_units,) each layer an (m, size) block;
     Z_out: OUT (m, n_out) the output layer's z.
     """
-    cdef Py_ssize_t layer, i, r, n_in, n_out
+    cdef Py_ssize_t layer, r, n_in, n_out
     cdef const floating* H_in = X
     cdef const floating* b
     cdef floating* H_out
