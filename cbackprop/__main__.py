@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from . import reference
+from ._dispatch import kernel_level
 from .datasets import two_spirals, xor
 from .network import Network
 
@@ -58,7 +59,8 @@ def demo(args):
 
     compiled, ref = _samples_per_second(net, X, y, lr, momentum, epochs=10)
     print(f"\nOnline SGD on this task: compiled {compiled:,.0f} samples/s, "
-          f"NumPy reference {ref:,.0f} samples/s ({compiled / ref:.0f}x)")
+          f"NumPy reference {ref:,.0f} samples/s ({compiled / ref:.0f}x); "
+          f"kernels: {kernel_level}")
     return 0
 
 
