@@ -28,7 +28,8 @@ def available():
 
 def version():
     m = _mod()
-    return "%s (%s)" % (getattr(m, "__version__", "?"), getattr(m, "__file__", "?"))
+    return "%s, %s kernels (%s)" % (getattr(m, "__version__", "?"),
+                                     getattr(m, "kernel_level", "?"), getattr(m, "__file__", "?"))
 
 
 def supports(kind, batch_size, threads):
