@@ -196,17 +196,15 @@ def check_real(value, name):
 def check_positive_finite(value, name, dtype=np.float64):
     """A real number > 0 that stays finite and > 0 in ``dtype`` (what the kernels compute in)."""
     value = check_real(value, name)
-    in_dtype = dtype.type(value) if isinstance(dtype, np.dtype) else dtype(value)
+    in_dtype = np.dtype(dtype).type(value)
     if not (math.isfinite(value) and value > 0 and np.isfinite(in_dtype) and in_dtype > 0):
         raise ValueError(f"{name} must be finite and > 0 in {np.dtype(dtype).name}, got {value!r}")
     return value
 
 
-def check_int(value, name, minimum, maximum=None):
+def check_int(value, name, minimum):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return int(value)

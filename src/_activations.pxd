@@ -68,7 +68,7 @@ cdef extern from *:
 
 
 cdef inline floating _scale_bits(floating t, floating magic) noexcept nogil:
-    """2^k where t = magic + k was formed by a round-to-integer add (|k| small)"""
+    """2^k where t = magic + k for an integer k (|k| small): k sits in t's low mantissa bits"""
     cdef _Bits64 a, m
     cdef _Bits32 af, mf
     if floating is double:
@@ -146,12 +146,16 @@ cdef inline floating exp_nonpositive(floating x) noexcept nogil:
     return p * _scale_bits(half, magic) * _scale_bits((kd - k1) + magic, magic)
 
 
-cdef inline floating sigmoid(floating z) noexcept nogil:
-    """1 / (1 + e^-z), computed from e^-|z| so neither branch overflows"""
+cdef inline floating _sigmoid_from(floating z, floating e) noexcept nogil:
+    """1 / (1 + e^-z) given e = e^-|z|: neither branch overflows"""
     cdef floating one = 1   # typed: a literal 1 / ... would be a double division (float32!)
-    cdef floating e = exp_nonpositive(-z if z >= 0 else z)
     cdef floating r = one / (one + e)
     return r if z >= 0 else e * r
+
+
+cdef inline floating sigmoid(floating z) noexcept nogil:
+    """1 / (1 + e^-z) with the polynomial exp, for loops that vectorise"""
+    return _sigmoid_from(z, exp_nonpositive(-z if z >= 0 else z))
 
 
 cdef inline floating _max(const floating* z, Py_ssize_t n) noexcept nogil:
@@ -165,11 +169,8 @@ cdef inline floating _max(const floating* z, Py_ssize_t n) noexcept nogil:
 
 
 cdef inline floating sigmoid_libm(floating z) noexcept nogil:
-    """sigmoid with libm's exp: the faster choice for a scalar, one unit at a time"""
-    cdef floating one = 1
-    cdef floating e = _exp(-z if z >= 0 else z)
-    cdef floating r = one / (one + e)
-    return r if z >= 0 else e * r
+    """1 / (1 + e^-z) with libm's exp: the faster choice for a scalar, one unit at a time"""
+    return _sigmoid_from(z, _exp(-z if z >= 0 else z))
 
 
 cdef inline void activate(int code, floating* z, Py_ssize_t n) noexcept nogil:
