@@ -16,7 +16,11 @@ except ImportError as exc:  # pragma: no cover - only without a build
 
 from . import reference
 from .network import Network, load
-from .train import History
+from .optimizers import (SGD, Adam, AdamW, Rprop, Constant, StepDecay, InverseScaling,
+                         ReduceOnPlateau)
+from .train import History, TrainingDiverged, TrainingInterrupted
 
-__version__ = "0.1.0"
-__all__ = ["Network", "load", "History", "reference", "kernel_level", "__version__"]
+__version__ = "0.2.0"
+__all__ = ["Network", "load", "History", "TrainingDiverged", "TrainingInterrupted",
+           "SGD", "Adam", "AdamW", "Rprop", "Constant", "StepDecay", "InverseScaling",
+           "ReduceOnPlateau", "reference", "kernel_level", "__version__"]

@@ -11,15 +11,17 @@ from ._dispatch import backward_kernels as _backward, forward_kernels as _forwar
 from ._config import (as_float_array, check_activations, check_dtype, check_loss,
                       check_sizes, check_X, check_Y, kernel_spec)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 (cbackprop 0.1) stored SGD momentum velocities as "velocity"; it still loads.
+READABLE_VERSIONS = (1, 2)
 
 
 class ParameterList(Sequence):
     """The weight (or bias) arrays of a Network: views into its parameter buffer.
 
     Reading an item gives the live array; assigning an item (``net.weights[0] = a``)
-    validates ``a``, copies it into the network and resets the momentum velocities (they
-    belong to the old weights). The list's length is fixed.
+    validates ``a``, copies it into the network and resets the optimizer's state
+    (velocities and moments belong to the old weights). The list's length is fixed.
     """
 
     def __init__(self, views, kind, on_change):
@@ -128,8 +130,14 @@ class Network:
         self._rng = np.random.default_rng(seed)
         self._spec, n_params = kernel_spec(self._sizes, self._activations, self._loss_name)
         self._params = np.zeros(n_params, dtype=self._dtype)
-        # Momentum velocities, laid out like _params; kept between calls to train().
-        self._velocity = np.zeros(n_params, dtype=self._dtype)
+        # The optimizer's state, kept between calls to train(): two vectors laid out like
+        # _params (see src/_optim.pxd), which optimizer they belong to, the steps and epochs
+        # taken with them and the learning-rate schedule's own state.
+        self._state = np.zeros((2, n_params), dtype=self._dtype)
+        self._optimizer_name = None
+        self._steps = 0
+        self._epochs = 0
+        self._schedule_state = {}
         self._weight_views, self._bias_views = self._views(self._params)
 
     # The configuration is fixed at construction: the kernels' spec and buffers follow it.
@@ -172,7 +180,7 @@ class Network:
 
     @property
     def weights(self):
-        return ParameterList(self._weight_views, "weights", self._reset_velocity)
+        return ParameterList(self._weight_views, "weights", self.reset_optimizer)
 
     @weights.setter
     def weights(self, values):
@@ -180,7 +188,7 @@ class Network:
 
     @property
     def biases(self):
-        return ParameterList(self._bias_views, "biases", self._reset_velocity)
+        return ParameterList(self._bias_views, "biases", self.reset_optimizer)
 
     @biases.setter
     def biases(self, values):
@@ -195,10 +203,33 @@ class Network:
                    for k, (v, view) in enumerate(zip(values, views))]
         for view, value in zip(views, checked):
             view[...] = value
-        self._reset_velocity()
+        self.reset_optimizer()
 
-    def _reset_velocity(self):
-        self._velocity[...] = 0
+    def reset_optimizer(self):
+        """Forget the optimizer's state: velocities, moments, step sizes, the step and epoch
+        counts that Adam's bias correction and the learning-rate schedules follow.
+
+        The next :meth:`train` starts its optimizer afresh, as on a new network.
+        """
+        self._state[...] = 0
+        self._optimizer_name = None
+        self._steps = 0
+        self._epochs = 0
+        self._schedule_state = {}
+
+    @property
+    def optimizer_state(self):
+        """The optimizer's state kept between calls to :meth:`train` (a read-only summary).
+
+        Returns
+        -------
+        dict
+            ``optimizer`` (name or None), ``steps`` and ``epochs`` taken with it, and its
+            ``state`` arrays (copies, each laid out like :meth:`get_params`).
+        """
+        return {"optimizer": self._optimizer_name, "steps": self._steps,
+                "epochs": self._epochs, "state": self._state.copy(),
+                "schedule": dict(self._schedule_state)}
 
     def get_params(self):
         """A copy of every parameter as one flat array (weights then bias, layer by layer)."""
@@ -273,21 +304,22 @@ class Network:
         dW, db = self._views(grad)
         return dW, db
 
-    def train(self, X, Y, epochs=1, lr=0.1, batch_size=1, momentum=0.0, shuffle=True,
-              seed=None):
-        """Train by stochastic gradient descent; see :func:`cbackprop.train.train`."""
+    def train(self, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=True,
+              seed=None, **options):
+        """Train the network; see :func:`cbackprop.train.train` for every option."""
         from .train import train
         return train(self, X, Y, epochs=epochs, lr=lr, batch_size=batch_size,
-                     momentum=momentum, shuffle=shuffle, seed=seed)
+                     momentum=momentum, shuffle=shuffle, seed=seed, **options)
 
     # -- files ------------------------------------------------------------------------------
 
     def save(self, path):
         """Write the network to a ``.npz`` file of plain arrays (no pickle).
 
-        The configuration, weights, biases, momentum velocities and the state of the
-        shuffling generator are stored, so a loaded network predicts and continues training
-        exactly as this one would.
+        The configuration, weights, biases, the optimizer's state (velocities, moments, step
+        sizes, step and epoch counts, schedule state) and the state of the shuffling
+        generator are stored, so a loaded network predicts and continues training exactly as
+        this one would.
         """
         arrays = {
             "format_version": np.array(FORMAT_VERSION),
@@ -296,7 +328,10 @@ class Network:
             "loss": np.array(self._loss_name, dtype=str),
             "dtype": np.array(self._dtype.name, dtype=str),
             "params": self._params,
-            "velocity": self._velocity,
+            "optimizer_state": self._state,
+            "training": np.array(json.dumps({
+                "optimizer": self._optimizer_name, "steps": self._steps,
+                "epochs": self._epochs, "schedule": self._schedule_state}), dtype=str),
             "rng_state": np.array(json.dumps(self._rng.bit_generator.state), dtype=str),
         }
         with open(os.fspath(path), "wb") as f:
@@ -305,17 +340,21 @@ class Network:
     @classmethod
     def load(cls, path):
         """Read a network written by :meth:`save`; see :func:`cbackprop.load`."""
-        required = ("format_version", "sizes", "activations", "loss", "dtype", "params",
-                    "velocity")
+        required = ("format_version", "sizes", "activations", "loss", "dtype", "params")
         try:
             with np.load(os.fspath(path), allow_pickle=False) as data:
                 missing = [k for k in required if k not in data.files]
                 if missing:
                     raise ValueError(f"{path} is not a cbackprop model: missing {missing}")
                 version = _scalar(data["format_version"], "iu", path, "format_version")
-                if version != FORMAT_VERSION:
+                if version not in READABLE_VERSIONS:
                     raise ValueError(f"{path} has model format version {version}; this "
-                                     f"cbackprop reads version {FORMAT_VERSION}")
+                                     f"cbackprop reads versions {list(READABLE_VERSIONS)} "
+                                     f"(a newer file needs a newer cbackprop)")
+                state_key = "velocity" if version == 1 else "optimizer_state"
+                if state_key not in data.files:
+                    raise ValueError(f"{path} is not a cbackprop model: missing "
+                                     f"['{state_key}']")
                 sizes, activations = data["sizes"], data["activations"]
                 if sizes.ndim != 1 or sizes.dtype.kind not in "iu":
                     raise ValueError(f"{path}: sizes must be a 1-D integer array, got "
@@ -327,13 +366,20 @@ class Network:
                                _scalar(data["loss"], "U", path, "loss"),
                                _scalar(data["dtype"], "U", path, "dtype"), None)
                 # only now, with the expected sizes known, are the big arrays read
-                for name in ("params", "velocity"):
-                    stored, buffer = data[name], getattr(net, "_" + name)
+                buffers = {"params": net._params,
+                           state_key: net._state[0] if version == 1 else net._state}
+                for name, buffer in buffers.items():
+                    stored = data[name]
                     if stored.shape != buffer.shape or stored.dtype != buffer.dtype:
                         raise ValueError(
                             f"{path}: {name} has shape {stored.shape} and dtype "
                             f"{stored.dtype}, expected {buffer.shape} {buffer.dtype}")
                     buffer[...] = as_float_array(stored, f"{path}: {name}", buffer.dtype)
+                if version == 1:
+                    net._optimizer_name = "sgd" if net._state.any() else None
+                elif "training" in data.files:
+                    net._load_training(json.loads(
+                        _scalar(data["training"], "U", path, "training")), path)
                 if "rng_state" in data.files:
                     state = json.loads(_scalar(data["rng_state"], "U", path, "rng_state"))
                     net._rng.bit_generator.state = state
@@ -344,6 +390,25 @@ class Network:
                 raise ValueError(str(exc)) from exc
             raise ValueError(f"{path} is not a valid cbackprop model: {exc}") from exc
         return net
+
+    def _load_training(self, training, path):
+        """Restore the optimizer bookkeeping saved by :meth:`save`, checking each field."""
+        from .optimizers import OPTIMIZERS
+        if not isinstance(training, dict):
+            raise ValueError(f"{path}: training must be a JSON object")
+        name = training.get("optimizer")
+        if name is not None and name not in OPTIMIZERS:
+            raise ValueError(f"{path}: unknown optimizer {name!r}")
+        counts = [training.get(k, 0) for k in ("steps", "epochs")]
+        if any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in counts):
+            raise ValueError(f"{path}: steps and epochs must be integers >= 0")
+        schedule = training.get("schedule", {})
+        if not isinstance(schedule, dict) or not all(
+                isinstance(v, (int, float)) for v in schedule.values()):
+            raise ValueError(f"{path}: schedule must map names to numbers")
+        self._optimizer_name = name
+        self._steps, self._epochs = counts
+        self._schedule_state = schedule
 
     def __repr__(self):
         acts = self.activations[0] if len(set(self.activations)) == 1 else list(self.activations)

@@ -27,7 +27,7 @@ import numpy as np
 __all__ = [
     "ACTIVATIONS", "DERIVATIVES", "sigmoid", "softplus",
     "forward_pass", "forward", "sample_loss", "output_delta", "loss", "backward_pass",
-    "gradients", "sgd_step", "train_epoch",
+    "gradients", "sgd_step", "adam_step", "rprop_step", "SGD", "Adam", "Rprop", "train_epoch",
 ]
 
 
@@ -157,42 +157,160 @@ def gradients(weights, biases, activations, loss_name, X, Y):
     return _mean_gradients(weights, activations, loss_name, hs, Y)
 
 
-def _mean_gradients(weights, activations, loss_name, hs, Y):
-    """(dW, db) averaged over the rows, from a forward pass's outputs hs."""
-    deltas = backward_pass(weights, activations, hs,
-                           output_delta(loss_name, activations[-1], hs[-1], Y))
+def _mean_gradients(weights, activations, loss_name, hs, Y, sample_weight=None):
+    """(dW, db) averaged over the rows, from a forward pass's outputs hs.
+
+    With ``sample_weight`` (shape (n,)), row s contributes the gradient of weight_s J_s.
+    """
+    delta_out = output_delta(loss_name, activations[-1], hs[-1], Y)
+    if sample_weight is not None:
+        delta_out = delta_out * sample_weight[:, None]    # d(w_s J_s)/dz = w_s delta_s
+    deltas = backward_pass(weights, activations, hs, delta_out)
     n = Y.shape[0]
     dW = [d.T @ h / n for d, h in zip(deltas, hs[:-1])]   # mean of delta^(l+1) h^(l)T
     db = [d.sum(axis=0) / n for d in deltas]               # mean of delta^(l+1)
     return dW, db
 
 
-def sgd_step(params, grads, velocities, lr, momentum):
-    """v = momentum * v - lr * g;  p = p + v, for each parameter array, in place."""
+# -- optimizers ------------------------------------------------------------------------------
+# Each one turns the gradient g of a step into new parameters, in place. The L2 penalty
+# l2/2 ||W||^2 has been added to the gradient already (g = dJ/dW + l2 W, weights only).
+
+def sgd_step(params, grads, velocities, lr, momentum=0.0, nesterov=False):
+    """Stochastic gradient descent, with classical or Nesterov momentum, in place.
+
+    ``v = momentum * v - lr * g``, then ``p = p + v`` (classical) or ``p = p + momentum * v
+    - lr * g`` (Nesterov, Sutskever et al. 2013). With ``momentum = 0``: ``p = p - lr * g``.
+    """
     for p, g, v in zip(params, grads, velocities):
+        if momentum == 0:
+            p -= lr * g
+            continue
         v *= momentum
         v -= lr * g
-        p += v
+        if nesterov:
+            p += momentum * v - lr * g
+        else:
+            p += v
+
+
+def adam_step(params, grads, moments, squares, t, lr, beta1=0.9, beta2=0.999, eps=1e-8,
+              weight_decays=None):
+    """Adam (Kingma and Ba 2015) step number ``t`` (1-based), in place.
+
+    ``m = beta1 m + (1 - beta1) g`` and ``v = beta2 v + (1 - beta2) g^2``; with the
+    bias corrections ``m_hat = m / (1 - beta1^t)`` and ``v_hat = v / (1 - beta2^t)``:
+    ``p = p - lr * m_hat / (sqrt(v_hat) + eps)``. ``weight_decays`` (one per parameter array)
+    gives AdamW's decoupled decay (Loshchilov and Hutter 2019): first ``p = p (1 - lr wd)``.
+    """
+    c1 = lr / (1 - beta1 ** t)                 # lr / (1 - beta1^t)
+    c2 = 1 / np.sqrt(1 - beta2 ** t)           # 1 / sqrt(1 - beta2^t)
+    if weight_decays is None:
+        weight_decays = [0.0] * len(params)
+    for p, g, m, v, wd in zip(params, grads, moments, squares, weight_decays):
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * (g * g)
+        if wd:
+            p *= 1 - lr * wd
+        p -= c1 * m / (np.sqrt(v) * c2 + eps)
+
+
+def rprop_step(params, grads, previous, step_sizes, increase=1.2, decrease=0.5, delta_min=0.0,
+               delta_max=50.0):
+    """iRprop- (Igel and Huesken 2000) on full-batch gradients, in place.
+
+    Each parameter has its own step size. Where the gradient kept its sign, the step grows
+    (``* increase``, at most ``delta_max``); where it changed sign, the step shrinks
+    (``* decrease``, at least ``delta_min``) and this gradient is forgotten (set to 0, so
+    the parameter does not move now and the next step grows nor shrinks nothing). Then
+    ``p = p - sign(g) * step``; ``previous`` remembers ``g``.
+    """
+    for p, g, prev, step in zip(params, grads, previous, step_sizes):
+        g = g.copy()
+        same, flipped = prev * g > 0, prev * g < 0
+        step[same] = np.minimum(step[same] * increase, delta_max)
+        step[flipped] = np.maximum(step[flipped] * decrease, delta_min)
+        g[flipped] = 0
+        p -= np.sign(g) * step
+        prev[...] = g
+
+
+class SGD:
+    """Plain SGD, or SGD with momentum: ``step(params, grads)`` runs :func:`sgd_step`."""
+
+    def __init__(self, params, lr, momentum=0.0, nesterov=False, velocities=None):
+        self.lr, self.momentum, self.nesterov = lr, momentum, nesterov
+        self.velocities = ([np.zeros_like(p) for p in params] if velocities is None
+                           else velocities)
+
+    def step(self, params, grads):
+        sgd_step(params, grads, self.velocities, self.lr, self.momentum, self.nesterov)
+
+
+class Adam:
+    """Adam or AdamW: ``step(params, grads)`` runs :func:`adam_step` and counts the steps.
+
+    ``weight_decay`` applies to the weights only (the first ``n_weights`` arrays).
+    """
+
+    def __init__(self, params, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                 n_weights=None):
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        n_weights = len(params) // 2 if n_weights is None else n_weights
+        self.weight_decays = [weight_decay] * n_weights + [0.0] * (len(params) - n_weights)
+        self.moments = [np.zeros_like(p) for p in params]
+        self.squares = [np.zeros_like(p) for p in params]
+        self.t = 0
+
+    def step(self, params, grads):
+        self.t += 1
+        adam_step(params, grads, self.moments, self.squares, self.t, self.lr, self.beta1,
+                  self.beta2, self.eps, self.weight_decays)
+
+
+class Rprop:
+    """iRprop-: ``step(params, grads)`` runs :func:`rprop_step`; steps start at delta_zero."""
+
+    def __init__(self, params, increase=1.2, decrease=0.5, delta_min=0.0, delta_max=50.0,
+                 delta_zero=0.1):
+        self.settings = (increase, decrease, delta_min, delta_max)
+        self.previous = [np.zeros_like(p) for p in params]
+        self.step_sizes = [np.full_like(p, delta_zero) for p in params]
+
+    def step(self, params, grads):
+        rprop_step(params, grads, self.previous, self.step_sizes, *self.settings)
 
 
 def train_epoch(weights, biases, activations, loss_name, X, Y, lr, batch_size,
-                momentum=0.0, velocities=None, order=None):
-    """One epoch of SGD over the rows X[order], in place; returns the mean loss before each step.
+                momentum=0.0, velocities=None, order=None, *, optimizer=None, l2=0.0,
+                sample_weight=None):
+    """One epoch over the rows X[order], in place; returns the mean loss before each step.
 
     Each step moves every parameter by the mean gradient of its batch (a batch of 1 is online
-    SGD). ``velocities`` is a list like ``weights + biases`` (zeros when None).
+    training), plus ``l2 * W`` for the weights (the gradient of the penalty l2/2 ||W||^2).
+    ``optimizer`` is an object with ``step(params, grads)`` over ``weights + biases`` (one of
+    :class:`SGD`, :class:`Adam`, :class:`Rprop`); by default SGD with ``lr``, ``momentum``
+    and ``velocities`` (a list like ``weights + biases``, zeros when None). With
+    ``sample_weight`` (shape (n,)), sample s counts as weight_s J_s in loss and gradient.
+    Full-batch training (Rprop's) is ``batch_size = n``.
     """
     params = list(weights) + list(biases)
-    if velocities is None:
-        velocities = [np.zeros_like(p) for p in params]
+    if optimizer is None:
+        optimizer = SGD(params, lr, momentum, velocities=velocities)
     n = X.shape[0]
     order = np.arange(n) if order is None else order
     total = 0.0
     for start in range(0, n, batch_size):
         rows = order[start:start + batch_size]
         Xb, Yb = X[rows], Y[rows]
+        wb = None if sample_weight is None else sample_weight[rows]
         zs, hs = forward_pass(weights, biases, activations, Xb)
-        total += float(np.sum(sample_loss(loss_name, activations[-1], hs[-1], zs[-1], Yb)))
-        dW, db = _mean_gradients(weights, activations, loss_name, hs, Yb)
-        sgd_step(params, dW + db, velocities, lr, momentum)
+        J = sample_loss(loss_name, activations[-1], hs[-1], zs[-1], Yb)
+        total += float(np.sum(J if wb is None else wb * J))
+        dW, db = _mean_gradients(weights, activations, loss_name, hs, Yb, wb)
+        if l2:
+            dW = [g + l2 * W for g, W in zip(dW, weights)]
+        optimizer.step(params, dW + db)
     return total / n

@@ -8,7 +8,8 @@ from cython cimport floating
 from libc.string cimport memcpy
 import numpy as np
 
-from _passes cimport Layout, make_layout, forward_block, loss_and_delta_block
+from _passes cimport (Layout, make_layout, forward_block, loss_and_delta_block,
+                      SCORE_NONE)
 
 # Rows per block: gemm calls on few rows pay a fixed overhead; 4096 measured best for
 # inference on 64-30-10 and 784-128-10 (benchmarks/compare.py, D-inf and M1-inf rows).
@@ -50,6 +51,7 @@ def loss_sum(const Py_ssize_t[::1] spec,      # IN  network description
         while start < n:
             m = min(BLOCK, n - start)
             forward_block(&net, &params[0], &X[start, 0], <int> m, &H[0], &Z[0])
-            total += loss_and_delta_block(&net, &H[0], &Z[0], &Y[start, 0], <int> m, NULL)
+            total += loss_and_delta_block(&net, &H[0], &Z[0], &Y[start, 0], NULL, <int> m, NULL,
+                                          SCORE_NONE, NULL)
             start += m
     return total

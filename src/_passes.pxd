@@ -32,6 +32,7 @@ ctypedef struct Layout:
     Py_ssize_t n_in
     Py_ssize_t n_out
     Py_ssize_t n_units
+    Py_ssize_t n_params
 
 
 cdef inline Layout make_layout(const Py_ssize_t* spec) noexcept nogil:
@@ -48,6 +49,7 @@ cdef inline Layout make_layout(const Py_ssize_t* spec) noexcept nogil:
     net.n_in = net.sizes[0]
     net.n_out = net.sizes[L]
     net.n_units = net.unit_off[L]
+    net.n_params = net.b_off[L - 1] + net.n_out
     return net
 
 
@@ -106,23 +108,60 @@ cdef inline void forward_block(const Layout* net, const floating* params, const 
         H_in = H_out
 
 
-cdef inline floating loss_and_delta_block(const Layout* net, const floating* H,
-                                          const floating* Z_out, const floating* Y, int m,
-                                          floating* D) noexcept nogil:
-    """Sum over m samples of J, and delta^(nl) for each into D (skipped when D is NULL).
+cdef enum:
+    SCORE_NONE = 0
+    SCORE_ARGMAX = 1        # one class per sample: the largest output names it
+    SCORE_THRESHOLD = 2     # binary or multi-label: every output on the target's side of 1/2
 
-    H, Z_out: IN from forward_block; Y: IN (m, n_out); D: OUT (m * n_units,) like H.
+
+cdef inline bint is_correct(int score, const floating* h, const floating* y,
+                            Py_ssize_t n_out) noexcept nogil:
+    """Whether output h classifies target y correctly (see the SCORE_ codes)"""
+    cdef Py_ssize_t k, best_h = 0, best_y = 0
+    if score == SCORE_ARGMAX:
+        for k in range(1, n_out):
+            if h[k] > h[best_h]:
+                best_h = k
+            if y[k] > y[best_y]:
+                best_y = k
+        return best_h == best_y
+    for k in range(n_out):
+        if (h[k] > 0.5) != (y[k] > 0.5):
+            return False
+    return True
+
+
+cdef inline floating loss_and_delta_block(const Layout* net, const floating* H,
+                                          const floating* Z_out, const floating* Y,
+                                          const floating* weights, int m,
+                                          floating* D, int score,
+                                          Py_ssize_t* correct) noexcept nogil:
+    """Sum over m samples of weight_s J_s, and delta^(nl) of weight_s J_s for each into D
+    (skipped when D is NULL); with a score code, counts the correctly classified samples
+    into correct[0].
+
+    H, Z_out: IN from forward_block; Y: IN (m, n_out); weights: IN (m,) sample weights, or
+    NULL for all 1; D: OUT (m * n_units,) like H.
     """
-    cdef Py_ssize_t r, n_out = net.n_out, last = net.n_layers - 1
+    cdef Py_ssize_t r, k, n_out = net.n_out, last = net.n_layers - 1
     cdef int code = <int> net.codes[last]
     cdef const floating* H_last = H + m * net.unit_off[last]
-    cdef floating total = 0
+    cdef floating* D_r
+    cdef floating total = 0, J
     for r in range(m):
-        total += sample_loss(net.loss, code, H_last + r * n_out, Z_out + r * n_out,
-                             Y + r * n_out, n_out)
+        J = sample_loss(net.loss, code, H_last + r * n_out, Z_out + r * n_out,
+                        Y + r * n_out, n_out)
+        if weights != NULL:
+            J *= weights[r]
+        total += J
+        if score != SCORE_NONE:
+            correct[0] += is_correct(score, H_last + r * n_out, Y + r * n_out, n_out)
         if D != NULL:
-            output_delta(net.loss, code, H_last + r * n_out, Y + r * n_out,
-                         D + m * net.unit_off[last] + r * n_out, n_out)
+            D_r = D + m * net.unit_off[last] + r * n_out
+            output_delta(net.loss, code, H_last + r * n_out, Y + r * n_out, D_r, n_out)
+            if weights != NULL:
+                for k in range(n_out):
+                    D_r[k] *= weights[r]
     return total
 
 

@@ -14,48 +14,66 @@
 from cython cimport floating
 from libc.string cimport memcpy, memset
 from _activations cimport mul_derivative, output_delta, sample_loss
-from _passes cimport (Layout, make_layout, forward_sample, forward_block,
-                      loss_and_delta_block, backward_block)
+from _optim cimport (Step, make_step, apply_update, update_row, SGD, ADAM, RPROP,
+                     H_KIND, H_LR, H_MOMENTUM, N_HYPER)
+from _passes cimport (Layout, make_layout, forward_sample, forward_block, is_correct,
+                      loss_and_delta_block, backward_block, SCORE_NONE, SCORE_THRESHOLD)
 
 
-cdef inline floating sgd_sample(const Layout* net, floating* params, floating* velocity,
-                                const floating* x, const floating* y,
-                                floating* h, floating* z_out, floating* delta,
-                                floating lr, floating momentum) noexcept nogil:
-    """One online SGD step on one sample; returns its loss J before the step."""
+cdef inline floating online_step(const Layout* net, const Step* st, floating* params,
+                                 floating* s0, floating* s1, const floating* x,
+                                 const floating* y, floating weight, floating* h,
+                                 floating* z_out, floating* delta, int score,
+                                 Py_ssize_t* correct) noexcept nogil:
+    """One online step on one sample of weight `weight`; returns its weighted loss J.
+
+    The loss and the output delta are scaled by the sample weight, so the step follows the
+    gradient of weight * J. Each row of W^(layer) is read once to propagate delta^(layer)
+    and apply the update (see update_row).
+    """
     cdef Py_ssize_t layer, i, j, n_in, n_out, last = net.n_layers - 1
     cdef const floating* h_in
     cdef floating* W
-    cdef floating* V
-    cdef floating* b
+    cdef floating step, w
     cdef floating* d_out
     cdef floating* d_in
-    cdef floating d_i, step, w, J
+    cdef floating J, d_i
+    cdef Py_ssize_t w_off, b_off
     cdef int out_code = <int> net.codes[last]
+    cdef bint plain = st.kind == SGD and st.momentum == 0 and st.l2 == 0
+    cdef floating eta = <floating> st.lr
 
     forward_sample(net, params, x, h, z_out)
     J = sample_loss(net.loss, out_code, h + net.unit_off[last], z_out, y, net.n_out)
+    if score != SCORE_NONE:
+        correct[0] += is_correct(score, h + net.unit_off[last], y, net.n_out)
     output_delta(net.loss, out_code, h + net.unit_off[last], y,
                  delta + net.unit_off[last], net.n_out)
+    if weight != 1:
+        J *= weight
+        for i in range(net.n_out):
+            delta[net.unit_off[last] + i] *= weight
 
     for layer in range(last, -1, -1):
         n_in = net.sizes[layer]
         n_out = net.sizes[layer + 1]
-        W = params + net.w_off[layer]
-        b = params + net.b_off[layer]
+        w_off = net.w_off[layer]
+        b_off = net.b_off[layer]
         d_out = delta + net.unit_off[layer]
         h_in = x if layer == 0 else h + net.unit_off[layer - 1]
         d_in = NULL
         if layer > 0:
             d_in = delta + net.unit_off[layer - 1]
             memset(d_in, 0, n_in * sizeof(floating))
-        for i in range(n_out):
-            d_i = d_out[i]
-            step = lr * d_i
-            if momentum == 0:
+        if plain:
+            # plain SGD, the fast path of online training: one pass over row i both
+            # propagates delta^(layer)_j += w_ij delta_i (old w_ij) and applies
+            # w_ij -= eta delta_i h_j
+            W = params + w_off
+            for i in range(n_out):
+                d_i = d_out[i]
+                step = eta * d_i
                 if d_in != NULL:
-                    # one pass over row i: delta^(layer)_j += w_ij delta_i (old w_ij), then
-                    # w_ij -= lr delta_i h_j
                     for j in range(n_in):
                         w = W[i * n_in + j]
                         d_in[j] += w * d_i
@@ -63,25 +81,30 @@ cdef inline floating sgd_sample(const Layout* net, floating* params, floating* v
                 else:
                     for j in range(n_in):
                         W[i * n_in + j] -= step * h_in[j]
-                b[i] -= step
-            else:
-                V = velocity + net.w_off[layer] + i * n_in
-                if d_in != NULL:
-                    for j in range(n_in):
-                        w = W[i * n_in + j]
-                        d_in[j] += w * d_i
-                        V[j] = momentum * V[j] - step * h_in[j]
-                        W[i * n_in + j] = w + V[j]
-                else:
-                    for j in range(n_in):
-                        V[j] = momentum * V[j] - step * h_in[j]
-                        W[i * n_in + j] += V[j]
-                V = velocity + net.b_off[layer]
-                V[i] = momentum * V[i] - step
-                b[i] += V[i]
+                params[b_off + i] -= step
+        else:
+            for i in range(n_out):
+                d_i = d_out[i]
+                update_row(st, params + w_off + i * n_in, s0 + w_off + i * n_in,
+                           s1 + w_off + i * n_in, h_in, d_i, n_in, d_in)
+                apply_update(st, params + b_off + i, &d_i, s0 + b_off + i,
+                             s1 + b_off + i, 1, False)
         if d_in != NULL:
             mul_derivative(<int> net.codes[layer - 1], h_in, d_in, n_in)
     return J
+
+
+cdef inline void update_all(const Layout* net, const Step* st, floating* params,
+                            const floating* grad, floating* s0, floating* s1) noexcept nogil:
+    """Apply one step of the optimizer to every parameter from the gradient grad."""
+    cdef Py_ssize_t layer, w_off, b_off, n_w, n_b
+    for layer in range(net.n_layers):
+        w_off = net.w_off[layer]
+        b_off = net.b_off[layer]
+        n_b = net.sizes[layer + 1]
+        n_w = n_b * net.sizes[layer]
+        apply_update(st, params + w_off, grad + w_off, s0 + w_off, s1 + w_off, n_w, True)
+        apply_update(st, params + b_off, grad + b_off, s0 + b_off, s1 + b_off, n_b, False)
 
 
 cdef inline Py_ssize_t _largest_batch(Py_ssize_t batch_size, Py_ssize_t n) noexcept nogil:
@@ -98,71 +121,134 @@ def workspace_size(const Py_ssize_t[::1] spec, Py_ssize_t batch_size, Py_ssize_t
     cdef Layout net = make_layout(&spec[0])
     cdef Py_ssize_t B = _largest_batch(batch_size, n)
     cdef Py_ssize_t size = B * (2 * net.n_units + net.n_out)   # h, delta, z of the output
-    if B > 1 and not sequential:
-        size += B * (net.n_in + net.n_out)                    # gathered rows of X and Y
+    if B > 1:
+        size += net.n_params                                  # the batch's gradient
+        if not sequential:
+            size += B * (net.n_in + net.n_out + 1)            # gathered rows of X, Y, weights
     return size
+
+
+cdef inline bint folds_into_gemm(const Step* st) noexcept nogil:
+    """Plain SGD and classical momentum fold the update into the gradient's gemm (see
+    backward_block); every other rule needs the gradient in a buffer first."""
+    return st.kind == SGD and not st.nesterov and st.l2 == 0
 
 
 def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see _passes.pxd)
                 floating[::1] params,          # IN/OUT all W and b
-                floating[::1] velocity,        # IN/OUT like params; unused when momentum == 0
+                floating[:, ::1] state,        # IN/OUT (2, n_params) optimizer state s0, s1
                 const floating[:, ::1] X,      # IN     (n, n_in)
                 const floating[:, ::1] Y,      # IN     (n, n_out)
+                const floating[::1] weights,   # IN     (n,) sample weights, or (0,): all 1
                 const Py_ssize_t[::1] order,   # IN     rows to visit, in order, each < n
                 bint sequential,               # IN     order[s] = order[0] + s: batches are slices
-                double lr,
                 Py_ssize_t batch_size,
-                double momentum,
+                const double[::1] hyper,       # IN     (N_HYPER,) optimizer and its settings
+                Py_ssize_t steps_done,         # IN     steps taken before this call (Adam's t)
+                int score,                     # IN     SCORE_ code: how to count correct outputs
                 floating[::1] work):           # SCRATCH workspace_size(...) elements
-    """Train on the rows X[order] in batches of batch_size; returns sum_s J_s (before each step)."""
+    """Train on the rows X[order] in batches of batch_size, taking ceil(len(order) /
+    batch_size) steps. Returns (sum_s weight_s J_s, number classified correctly), each
+    sample's loss and output taken before its step."""
     cdef Layout net = make_layout(&spec[0])
-    cdef Py_ssize_t n = order.shape[0], start, m, r, s
+    cdef Py_ssize_t n = order.shape[0], start, m, r, s, t = steps_done
     cdef Py_ssize_t n_in = net.n_in, n_out = net.n_out
     # B is the largest batch this call forms; B == 1 (batch_size 1, or a single sample)
-    # is online SGD. Scratch for gathering shuffled rows exists only when the batch path
+    # is online training. Scratch for gathering shuffled rows exists only when the batch path
     # runs unsequentially, so the path taken below must follow from B alone.
     cdef Py_ssize_t B = _largest_batch(batch_size, n)
     cdef bint gather = B > 1 and not sequential
+    cdef bint weighted = weights.shape[0] > 0
     if work.shape[0] < workspace_size(spec, batch_size, n, sequential):
         raise ValueError("train_epoch: work is smaller than workspace_size()")
+    if hyper.shape[0] != N_HYPER or <int> hyper[H_KIND] == RPROP:
+        raise ValueError("train_epoch: hyper must describe SGD or Adam")
     cdef floating* H = &work[0]
     cdef floating* D = H + B * net.n_units
     cdef floating* Z = D + B * net.n_units
-    cdef floating* XB = Z + B * n_out
+    cdef floating* G = Z + B * n_out
+    cdef floating* XB = G + net.n_params
     cdef floating* YB = XB + B * n_in
+    cdef floating* WB = YB + B * n_out
+    cdef floating* s0 = &state[0, 0]
+    cdef floating* s1 = &state[1, 0]
     cdef const floating* Xb
     cdef const floating* Yb
-    cdef floating eta = <floating> lr, mu = <floating> momentum
+    cdef const floating* Wb
+    cdef Step st
+    cdef floating eta = <floating> hyper[H_LR], mu = <floating> hyper[H_MOMENTUM]
     cdef double total = 0
+    cdef Py_ssize_t correct = 0
+    if score < SCORE_NONE or score > SCORE_THRESHOLD:
+        raise ValueError("train_epoch: unknown score code")
     if n == 0:
-        return 0.0
+        return 0.0, 0
     with nogil:
+        st = make_step(&hyper[0], t + 1)
         if B == 1:
             for s in range(n):
                 r = order[s]
-                total += sgd_sample(&net, &params[0], &velocity[0], &X[r, 0], &Y[r, 0],
-                                    H, Z, D, eta, mu)
+                if st.kind == ADAM:
+                    t += 1
+                    st = make_step(&hyper[0], t)
+                total += online_step(&net, &st, &params[0], s0, s1, &X[r, 0], &Y[r, 0],
+                                     weights[r] if weighted else 1, H, Z, D, score,
+                                     &correct)
         else:
+            if not folds_into_gemm(&st):
+                memset(G, 0, net.n_params * sizeof(floating))   # bias rows read G with beta 0
             start = 0
             while start < n:
                 m = min(B, n - start)
+                Wb = NULL
                 if not gather:
                     Xb = &X[order[start], 0]
                     Yb = &Y[order[start], 0]
+                    if weighted:
+                        Wb = &weights[order[start]]
                 else:
                     for s in range(m):
                         r = order[start + s]
                         memcpy(XB + s * n_in, &X[r, 0], n_in * sizeof(floating))
                         memcpy(YB + s * n_out, &Y[r, 0], n_out * sizeof(floating))
+                        if weighted:
+                            WB[s] = weights[r]
                     Xb = XB
                     Yb = YB
+                    if weighted:
+                        Wb = WB
                 forward_block(&net, &params[0], Xb, <int> m, H, Z)
-                total += loss_and_delta_block(&net, H, Z, Yb, <int> m, D)
-                if mu == 0:
-                    backward_block(&net, &params[0], Xb, H, D, <int> m,
-                                   &params[0], -eta / m, 1, False)
+                total += loss_and_delta_block(&net, H, Z, Yb, Wb, <int> m, D, score,
+                                              &correct)
+                t += 1
+                if folds_into_gemm(&st):
+                    if mu == 0:
+                        backward_block(&net, &params[0], Xb, H, D, <int> m,
+                                       &params[0], -eta / m, 1, False)
+                    else:
+                        backward_block(&net, &params[0], Xb, H, D, <int> m,
+                                       s0, -eta / m, mu, True)
                 else:
                     backward_block(&net, &params[0], Xb, H, D, <int> m,
-                                   &velocity[0], -eta / m, mu, True)
+                                   G, <floating> 1 / m, 0, False)
+                    st = make_step(&hyper[0], t)
+                    update_all(&net, &st, &params[0], G, s0, s1)
                 start += m
-    return total
+    return total, correct
+
+
+def apply_step(const Py_ssize_t[::1] spec,     # IN     network description
+               floating[::1] params,           # IN/OUT all W and b
+               floating[:, ::1] state,         # IN/OUT (2, n_params) optimizer state
+               const floating[::1] grad,       # IN     the gradient of the loss (no L2 term)
+               const double[::1] hyper,        # IN     (N_HYPER,) optimizer and its settings
+               Py_ssize_t step):               # IN     1-based number of this step
+    """One optimizer step from a given gradient: how full-batch Rprop trains, and a hook
+    for testing each update rule against cbackprop.reference."""
+    cdef Layout net = make_layout(&spec[0])
+    if hyper.shape[0] != N_HYPER:
+        raise ValueError("apply_step: hyper has the wrong length")
+    cdef Step st
+    with nogil:
+        st = make_step(&hyper[0], step)
+        update_all(&net, &st, &params[0], &grad[0], &state[0, 0], &state[1, 0])
