@@ -492,6 +492,7 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
     best = (math.inf, None, None)          # (monitored loss, epoch, snapshot)
     wait = 0
     chunk = batch_size
+    hyper_lr = None
 
     def diverged(epoch, value, snap):
         _restore(net, snap)
@@ -506,8 +507,9 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
             epoch_lr = None
             if not rprop:
                 epoch_lr = schedule.lr(base_lr, net._epochs, net._schedule_state)
-                epoch_lr = check_positive_finite(epoch_lr, "the scheduled lr", dtype)
-                hyper = opt.hyper(epoch_lr, l2)
+                if epoch_lr != hyper_lr:           # (most schedules keep it for many epochs)
+                    epoch_lr = check_positive_finite(epoch_lr, "the scheduled lr", dtype)
+                    hyper, hyper_lr = opt.hyper(epoch_lr, l2), epoch_lr
             snap = _snapshot(net)
             penalty = _l2_penalty(net, l2)
             order = sequential_order
@@ -552,7 +554,8 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
                     progress.update(stop - start)
                     if not math.isfinite(part):
                         diverged(epoch, total / n, snap)
-                    chunk = _next_chunk(chunk, stop - start, dt, batch_size)
+                    if chunk < n:
+                        chunk = _next_chunk(chunk, stop - start, dt, batch_size)
                     start = stop
                     if interrupts.requested:
                         break
