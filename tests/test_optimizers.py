@@ -236,3 +236,38 @@ def test_integer_sample_weights_are_repeated_samples():
     twin.train(X[rows], Y[rows], epochs=3, lr=0.3 * len(rows) / 6, batch_size=len(rows),
                shuffle=False)
     np.testing.assert_allclose(net.get_params(), twin.get_params(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["momentum", "nesterov", "adam", "adamw"])
+def test_optimizers_match_torch_optim(name):
+    """An independent oracle: torch.optim on the same network, data and batches."""
+    torch = pytest.importorskip("torch")
+    net, X, Y, *_ = make_case([3, 5, 2], "tanh", "softmax", "cross_entropy", np.float64, n=24)
+    layers = [torch.nn.Linear(3, 5).double(), torch.nn.Linear(5, 2).double()]
+    with torch.no_grad():
+        for layer, W, b in zip(layers, net.weights, net.biases):
+            layer.weight.copy_(torch.from_numpy(W.copy()))
+            layer.bias.copy_(torch.from_numpy(b.copy()))
+    model = torch.nn.Sequential(layers[0], torch.nn.Tanh(), layers[1])
+    weights = [layer.weight for layer in layers]
+    biases = [layer.bias for layer in layers]
+    kwargs = OPTIMIZERS[name][0]
+    if name in ("momentum", "nesterov"):
+        opt = torch.optim.SGD(model.parameters(), lr=kwargs["lr"], momentum=0.9,
+                              nesterov=name == "nesterov")
+    elif name == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=kwargs["lr"])
+    else:   # cbackprop decays weights only: biases go in a group without decay
+        opt = torch.optim.AdamW([{"params": weights, "weight_decay": 0.1},
+                                 {"params": biases, "weight_decay": 0.0}],
+                                lr=kwargs["lr"], betas=(0.8, 0.99))
+    Xt, labels = torch.from_numpy(X), torch.from_numpy(Y.argmax(axis=1))
+    for _ in range(3):
+        for start in range(0, 24, 6):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(Xt[start:start + 6]),
+                                              labels[start:start + 6]).backward()
+            opt.step()
+    net.train(X, Y, epochs=3, batch_size=6, shuffle=False, **kwargs)
+    expected = [p.detach().numpy() for p in weights + biases]
+    np.testing.assert_allclose(net.get_params(), _flat(expected), rtol=1e-10, atol=1e-12)
