@@ -1,5 +1,6 @@
 """The Network: configuration, parameters and validated calls into the compiled kernels."""
 
+import inspect
 import json
 import os
 import zipfile
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._dispatch import backward_kernels as _backward, forward_kernels as _forward
+from .train import train as _train_function
 from ._config import (as_float_array, check_activations, check_dtype, check_loss,
                       check_sizes, check_X, check_Y, kernel_spec)
 
@@ -304,12 +306,9 @@ class Network:
         dW, db = self._views(grad)
         return dW, db
 
-    def train(self, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=True,
-              seed=None, **options):
-        """Train the network; see :func:`cbackprop.train.train` for every option."""
-        from .train import train
-        return train(self, X, Y, epochs=epochs, lr=lr, batch_size=batch_size,
-                     momentum=momentum, shuffle=shuffle, seed=seed, **options)
+    def train(self, X, Y, *args, **kwargs):
+        # signature and docstring: those of cbackprop.train.train (set below the class)
+        return _train_function(self, X, Y, *args, **kwargs)
 
     # -- files ------------------------------------------------------------------------------
 
@@ -414,6 +413,17 @@ class Network:
         acts = self.activations[0] if len(set(self.activations)) == 1 else list(self.activations)
         return (f"Network(sizes={list(self.sizes)}, activations={acts!r}, "
                 f"loss={self.loss_name!r}, dtype=numpy.{self.dtype.name})")
+
+
+def _method_signature(function):
+    """``function``'s signature with its first parameter renamed ``self``."""
+    signature = inspect.signature(function)
+    params = list(signature.parameters.values())
+    return signature.replace(parameters=[params[0].replace(name="self")] + params[1:])
+
+
+Network.train.__signature__ = _method_signature(_train_function)
+Network.train.__doc__ = _train_function.__doc__.replace("Train ``net``", "Train the network", 1)
 
 
 def _scalar(array, kinds, path, name):

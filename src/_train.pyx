@@ -1,13 +1,18 @@
 # Design: one call trains over a run of samples (an epoch, or a chunk of one) with the GIL
-# released and no allocation inside the loop. Each step moves every parameter by the mean
-# gradient g of its batch: v = momentum * v - lr * g; W = W + v (with momentum = 0 this is
-# W = W - lr * g and the velocity is neither read nor written).
-#   batch_size == 1: online SGD, the matrix-vector path. One sample's backward pass reads each
-#     row of W^(layer) once, both to propagate delta^(layer) = (W^T delta^(layer+1)) * f'(z)
-#     and to apply the update, so no gradient buffer is needed.
-#   batch_size > 1: mini-batch SGD, matrix-matrix through BLAS gemm (see _passes.pxd).
+# released and no allocation inside the loop. Each step moves every parameter by its
+# optimizer's rule (src/_optim.pxd) from the mean gradient g of its batch, each sample's
+# loss and delta scaled by its weight.
+#   batch_size == 1: online training, the matrix-vector path. One sample's backward pass reads
+#     each row of W^(layer) to propagate delta^(layer) = (W^T delta^(layer+1)) * f'(z) and
+#     applies the update to that row while it is in cache, so no gradient buffer is needed.
+#     Plain SGD does both in a single pass over the row.
+#   batch_size > 1: mini-batch, matrix-matrix through BLAS gemm (see _passes.pxd). Plain SGD
+#     and classical momentum fold the update into the gemm; the other rules first gather
+#     the batch's gradient in a buffer.
+# Full-batch Rprop takes its gradient from _backward.gradients and one apply_step per epoch.
 # Directives come from setup.py (boundscheck, wraparound, initializedcheck off; cdivision on):
-# safe because cbackprop/train.py validates X, Y, order, params, velocity and spec first.
+# safe because cbackprop/train.py validates X, Y, weights, order, params, state, hyper and
+# spec first.
 #
 # Notation: W[i, j] = w_ij, i the unit fed (output side), j the unit it leaves (input side);
 # h = f(z), delta = dJ/dz, eta = lr.
