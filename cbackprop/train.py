@@ -298,10 +298,9 @@ def _validation(net, X, Y, weights, validation_data, validation_split, rng):
     if validation_data is not None:
         if split:
             raise ValueError("pass validation_data or validation_split, not both")
-        try:
-            Xv, Yv = validation_data
-        except (TypeError, ValueError):
-            raise TypeError("validation_data must be a pair (X_val, Y_val)") from None
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise TypeError("validation_data must be a pair (X_val, Y_val)")
+        Xv, Yv = validation_data
         Xv, Yv = net._check_data(Xv, Yv)
         return X, Y, weights, Xv, Yv
     if not split:
@@ -470,8 +469,14 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
     n = X.shape[0]
     batch_size = n if rprop else min(batch_size, n)   # a batch larger than the data is all
     mode = score_mode(net, Y)
+    fresh = net._optimizer_name != opt.name
+    if epochs and not rprop:
+        # the first epoch's lr, checked before the network changes (later ones as they come)
+        state = dict(schedule.initial_state(), **({} if fresh else net._schedule_state))
+        check_positive_finite(schedule.lr(base_lr, 0 if fresh else net._epochs, state),
+                              "the scheduled lr", dtype)
     # -- the optimizer's state: continued if it is this optimizer's, else started afresh --
-    if net._optimizer_name != opt.name:
+    if fresh:
         net.reset_optimizer()
         opt.initial_state(net._state)
         net._optimizer_name = opt.name
@@ -590,9 +595,11 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
                     wait += 1
             stop_now = False
             for cb in callbacks:
-                if cb(epoch + 1, history) is True:
+                answer = cb(epoch + 1, history)
+                if isinstance(answer, (bool, np.bool_)) and answer:
                     history.stop_reason, stop_now = "callback", True
-            if early_stopping and wait >= patience and not stop_now:
+            # patience p: stop at the p-th epoch in a row without improvement (p = 0: the first)
+            if early_stopping and wait >= max(patience, 1) and not stop_now:
                 history.stop_reason, stop_now = "early_stopping", True
             if stop_now or interrupts.requested:
                 break

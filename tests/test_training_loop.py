@@ -358,8 +358,6 @@ def test_a_callback_returning_true_stops_after_that_epoch():
     assert_same_state(net, recorder.after[-1])
 
 
-@pytest.mark.xfail(strict=True, reason="train() stops only on `is True`; a NumPy comparison "
-                   "such as np.mean(...) < x returns np.True_, which is ignored")
 def test_a_callback_returning_numpy_true_stops():
     X, Y = regression_data(20)
     net = cbackprop.Network([3, 4, 2], seed=0)
@@ -460,9 +458,6 @@ def test_a_schedule_function_returning_a_bad_lr_raises(value, error):
         net.train(X, Y, epochs=2, lr_schedule=lambda epoch: 0.1 if epoch == 0 else value)
 
 
-@pytest.mark.xfail(strict=True, reason="train() switches and resets the optimizer state "
-                   "before the first scheduled lr is checked, so this ValueError wipes Adam's "
-                   "moments and step count")
 def test_a_schedule_function_refused_in_epoch_one_changes_no_optimizer_state():
     X, Y = regression_data(12)
     net = cbackprop.Network([3, 4, 2], seed=0)
@@ -542,6 +537,7 @@ BAD_SETTINGS = {
     "lr_schedule a number": (dict(lr_schedule=0.5), TypeError, "lr_schedule"),
     "validation_data an array": (dict(validation_data=BAD_XV), TypeError, "pair"),
     "validation_data one item": (dict(validation_data=(BAD_XV,)), TypeError, "pair"),
+    "validation_data a 2-row array": (dict(validation_data=BAD_XV[:2]), TypeError, "pair"),
     "validation_data three items": (dict(validation_data=(BAD_XV, BAD_YV, BAD_YV)),
                                     TypeError, "pair"),
     "validation_data feature count": (dict(validation_data=(BAD_XV[:, :2], BAD_YV)),
@@ -577,3 +573,14 @@ def test_bad_settings_raise_before_anything_changes(name):
     for n in (net, twin):
         n.train(BAD_X, BAD_Y, epochs=1, momentum=0.9, lr_schedule="plateau")
     np.testing.assert_array_equal(net.get_params(), twin.get_params())
+
+
+def test_patience_zero_stops_at_the_first_epoch_without_improvement():
+    X, Y = regression_data(20, seed=8)
+    net = cbackprop.Network([X.shape[1], 5, Y.shape[1]], "sigmoid", seed=0)
+    plain = copy.deepcopy(net).train(X, Y, epochs=6, lr=0.5, shuffle=False)
+    improving = sum(1 for a, b in zip(plain.loss, plain.loss[1:]) if b < a)
+    assert improving == 5                        # the loss improves in every epoch here
+    history = net.train(X, Y, epochs=6, lr=0.5, shuffle=False, early_stopping=True,
+                        patience=0)
+    assert len(history) == 6 and history.stop_reason == "completed"
