@@ -15,6 +15,7 @@ except ImportError as exc:  # pragma: no cover - only without a build
         "from the source tree; a C compiler is needed.") from exc
 
 from . import reference
+from .explain import Explanation, GradientCheck, gradcheck
 from .network import Network, load
 from .optimizers import (SGD, Adam, AdamW, Rprop, Constant, StepDecay, InverseScaling,
                          ReduceOnPlateau)
@@ -23,4 +24,5 @@ from .train import History, TrainingDiverged, TrainingInterrupted
 __version__ = "0.2.0"
 __all__ = ["Network", "load", "History", "TrainingDiverged", "TrainingInterrupted",
            "SGD", "Adam", "AdamW", "Rprop", "Constant", "StepDecay", "InverseScaling",
-           "ReduceOnPlateau", "reference", "kernel_level", "__version__"]
+           "ReduceOnPlateau", "Explanation", "GradientCheck", "gradcheck", "reference",
+           "kernel_level", "__version__"]

@@ -1,4 +1,4 @@
-"""Command line: ``cbackprop demo`` (also ``python -m cbackprop demo``)."""
+"""Command line: ``cbackprop demo`` and ``cbackprop explain`` (also ``python -m cbackprop``)."""
 
 import argparse
 import sys
@@ -64,6 +64,59 @@ def demo(args):
     return 0
 
 
+def _numbers(text, name, parser, kind=float):
+    try:
+        return [kind(v) for v in text.split(",") if v.strip() != ""]
+    except ValueError:
+        parser.error(f"{name} must be a comma-separated list of {kind.__name__}s, got {text!r}")
+
+
+def explain(args, parser):
+    """Print the chain rule for one weight (or bias) of a network built or loaded."""
+    from .network import load
+    if args.model:
+        try:
+            net = load(args.model)
+        except ValueError as exc:
+            parser.error(str(exc))
+    else:
+        sizes = _numbers(args.sizes, "--sizes", parser, int)
+        try:
+            net = Network(sizes, args.activation, args.loss, np.dtype(args.dtype), seed=args.seed)
+        except (ValueError, TypeError) as exc:
+            parser.error(str(exc))
+    rng = np.random.default_rng(args.seed)
+    if args.x is not None:
+        x = np.array(_numbers(args.x, "--x", parser))
+    elif args.model:
+        parser.error("--model needs the sample: --x and --y")
+    else:
+        x = np.round(rng.uniform(0, 1, net.sizes[0]), 2)
+    if args.y is not None:
+        y = np.array(_numbers(args.y, "--y", parser))
+    elif args.model:
+        parser.error("--model needs the sample: --x and --y")
+    else:
+        y = np.eye(net.sizes[-1])[0]            # the first output is the target class
+    where = args.bias if args.bias else args.weight
+    index = _numbers(where, "--bias" if args.bias else "--weight", parser, int)
+    if len(index) != (2 if args.bias else 3):
+        parser.error("--weight takes l,i,j and --bias takes l,i (1-based, tutorial notation)")
+    try:
+        if args.bias:
+            e = net.explain_bias(x, y, *index)
+        else:
+            e = net.explain(x, y, *index)
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
+    acts = "/".join(dict.fromkeys(net.activations))
+    print(f"network {'-'.join(map(str, net.sizes))} {acts}, loss {net.loss_name}, "
+          f"{net.dtype.name}; sample x = {np.array2string(np.asarray(x), separator=', ')}, "
+          f"y = {np.array2string(np.asarray(y), separator=', ')}; J = {e.loss:.6g}\n")
+    print(e)
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="cbackprop", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -71,7 +124,27 @@ def main(argv=None):
                             description="Example: cbackprop demo --epochs 6000 --seed 0")
     p.add_argument("--epochs", type=int, default=6000, help="two-spirals epochs (default 6000)")
     p.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0)")
+    p = commands.add_parser(
+        "explain", help="print the chain rule for one weight, factor by factor",
+        description="Example: cbackprop explain --sizes 3,3,1 --weight 2,1,2 --seed 0\n"
+                    "         cbackprop explain --model net.npz --x 0.1,0.5,0.9 --y 1 "
+                    "--weight 1,2,3",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="3,3,1", help="layer widths (default 3,3,1)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--weight", default="2,1,2",
+                       help="l,i,j of w_ij^(l), 1-based (default 2,1,2)")
+    where.add_argument("--bias", help="l,i of b_i^(l), 1-based")
+    p.add_argument("--activation", default="sigmoid", help="every layer's activation")
+    p.add_argument("--loss", default="mse", choices=["mse", "cross_entropy"])
+    p.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    p.add_argument("--seed", type=int, default=0, help="initialisation and sample seed")
+    p.add_argument("--model", help="a network saved with Network.save (needs --x and --y)")
+    p.add_argument("--x", help="the sample's inputs, comma-separated")
+    p.add_argument("--y", help="its targets, comma-separated")
     args = parser.parse_args(argv)
+    if args.command == "explain":
+        return explain(args, commands.choices["explain"])
     if args.epochs < 1:
         parser.error("--epochs must be >= 1")
     return demo(args)

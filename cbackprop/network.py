@@ -306,6 +306,51 @@ class Network:
         dW, db = self._views(grad)
         return dW, db
 
+    def explain(self, x, y, layer, i, j, eps=None):
+        """The chain rule for one weight and one sample, factor by factor.
+
+        Parameters
+        ----------
+        x : array-like of shape (n_in,) or (1, n_in)
+        y : array-like, the sample's target (as for :meth:`loss`)
+        layer : int
+            The tutorial's 1-based weight layer ``l``: ``W^(l)`` maps layer ``l`` to ``l+1``.
+        i : int
+            The node the weight feeds in layer ``l+1`` (1-based).
+        j : int
+            The node it leaves in layer ``l`` (1-based).
+        eps : float, optional
+            Step of the central difference (default: cube root of the dtype's epsilon,
+            scaled by the weight).
+
+        Returns
+        -------
+        Explanation
+            ``factors`` (each with its symbol, formula and value; sums list their terms),
+            ``product``, the compiled ``gradient`` of this sample's loss for the weight, a
+            ``finite_difference`` and their ``relative_difference``. ``str()`` prints the
+            equation, symbols then numbers; notebooks render it as LaTeX.
+
+        Examples
+        --------
+        >>> import numpy as np, cbackprop
+        >>> net = cbackprop.Network([3, 3, 1], seed=0)
+        >>> e = net.explain(np.array([0.1, 0.5, 0.9]), 1.0, layer=2, i=1, j=2)
+        >>> print(str(e).splitlines()[0])
+        dJ/dw_12^(2) = dJ/dh_1^(3) * dh_1^(3)/dz_1^(3) * dz_1^(3)/dw_12^(2)
+        >>> bool(abs(e.product - e.gradient) <= 1e-12 * abs(e.gradient))
+        True
+        """
+        from .explain import explain
+        if j is None:
+            raise TypeError("j is the node the weight leaves; for a bias use explain_bias")
+        return explain(self, x, y, layer, i, j, eps)
+
+    def explain_bias(self, x, y, layer, i, eps=None):
+        """Like :meth:`explain`, for the bias ``b_i^(layer)`` (whose ``dz_i/db_i = 1``)."""
+        from .explain import explain
+        return explain(self, x, y, layer, i, None, eps)
+
     def train(self, X, Y, *args, **kwargs):
         # signature and docstring: those of cbackprop.train.train (set below the class)
         return _train_function(self, X, Y, *args, **kwargs)

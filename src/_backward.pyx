@@ -47,3 +47,24 @@ def gradients(const Py_ssize_t[::1] spec,     # IN  network description (see _pa
                            &grad[0], alpha, 1, False)
             start += m
     return total
+
+
+def trace(const Py_ssize_t[::1] spec,         # IN  network description (see _passes.pxd)
+          floating[::1] params,               # IN  all W and b (not modified)
+          const floating[:, ::1] X,           # IN  (1, n_in): one sample
+          const floating[:, ::1] Y,           # IN  (1, n_out)
+          floating[::1] H,                    # OUT (n_units,) h of every layer but the input
+          floating[::1] D,                    # OUT (n_units,) delta of every layer but the input
+          floating[::1] grad):                # OUT like params: dJ/dparams for this sample
+    """One sample's forward and backward pass with every intermediate kept: the numbers
+    behind Network.explain, from the passes that train the network. Returns J."""
+    cdef Layout net = make_layout(&spec[0])
+    cdef floating[::1] Z = np.empty(net.n_out, dtype=np.asarray(params).dtype)
+    cdef double J
+    with nogil:
+        memset(&grad[0], 0, grad.shape[0] * sizeof(floating))
+        forward_block(&net, &params[0], &X[0, 0], 1, &H[0], &Z[0])
+        J = loss_and_delta_block(&net, &H[0], &Z[0], &Y[0, 0], NULL, 1, &D[0], SCORE_NONE,
+                                 NULL)
+        backward_block(&net, &params[0], &X[0, 0], &H[0], &D[0], 1, &grad[0], 1, 0, False)
+    return J
