@@ -112,9 +112,23 @@ def as_float_array(a, name, dtype):
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(arr).all():
+    if not blockwise_all(arr, np.isfinite):
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
+
+
+# Elements per block of a whole-array check: temporaries stay at a few MiB however many
+# rows the data has (10 million rows of 64 features would otherwise need a 640 MB mask).
+CHECK_BLOCK = 1 << 20
+
+
+def blockwise_all(arr, predicate):
+    """Whether ``predicate(block)`` holds everywhere, checked a few MiB of ``arr`` at a time."""
+    flat = arr.reshape(-1)               # C-contiguous: a view
+    for start in range(0, flat.size, CHECK_BLOCK):
+        if not predicate(flat[start:start + CHECK_BLOCK]).all():
+            return False
+    return True
 
 
 def check_X(X, n_in, dtype):
@@ -172,7 +186,7 @@ def check_Y(Y, n_samples, n_out, dtype, loss, single=False):
     if arr.shape[1] != n_out:
         raise ValueError(f"Y has {arr.shape[1]} columns but the network has {n_out} outputs")
     arr = as_float_array(arr, "Y", dtype)
-    if loss == "cross_entropy" and ((arr < 0).any() or (arr > 1).any()):
+    if loss == "cross_entropy" and not blockwise_all(arr, lambda b: (b >= 0) & (b <= 1)):
         raise ValueError("cross_entropy targets must lie in [0, 1] (probabilities or one-hot)")
     return arr
 

@@ -1,8 +1,10 @@
 """The Network: configuration, parameters and validated calls into the compiled kernels."""
 
+import contextlib
 import inspect
 import json
 import os
+import tempfile
 import zipfile
 from collections.abc import Sequence
 
@@ -364,6 +366,10 @@ class Network:
         sizes, step and epoch counts, schedule state) and the state of the shuffling
         generator are stored, so a loaded network predicts and continues training exactly as
         this one would.
+
+        The file is written atomically: to a temporary file in the same folder, flushed to
+        disk, then renamed over ``path``. A failure midway (full disk, crash) leaves any
+        previous file at ``path`` intact and no temporary file behind.
         """
         arrays = {
             "format_version": np.array(FORMAT_VERSION),
@@ -378,8 +384,7 @@ class Network:
                 "epochs": self._epochs, "schedule": self._schedule_state}), dtype=str),
             "rng_state": np.array(json.dumps(self._rng.bit_generator.state), dtype=str),
         }
-        with open(os.fspath(path), "wb") as f:
-            np.savez(f, **arrays)
+        _write_atomically(os.fspath(path), lambda f: np.savez(f, **arrays))
 
     @classmethod
     def load(cls, path):
@@ -458,6 +463,43 @@ class Network:
         acts = self.activations[0] if len(set(self.activations)) == 1 else list(self.activations)
         return (f"Network(sizes={list(self.sizes)}, activations={acts!r}, "
                 f"loss={self.loss_name!r}, dtype=numpy.{self.dtype.name})")
+
+
+def _write_atomically(path, write):
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, rename it to path."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".cbackprop-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); give it the mode a plain open() would
+        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):       # make the rename itself durable (POSIX)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _umask():
+    """The process's umask, read without changing it where the system allows."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _method_signature(function):

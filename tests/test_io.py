@@ -46,7 +46,9 @@ def test_round_trip_continues_shuffled_training_identically(tmp_path):
 @pytest.mark.parametrize("damage", ["truncated", "not a zip", "missing key", "version",
                                     "wrong shape", "nan", "float sizes", "bool sizes",
                                     "huge sizes", "0-d activations", "big-endian params",
-                                    "2-d version", "bad rng state"])
+                                    "2-d version", "bad rng state", "float32 params",
+                                    "wrong state shape", "training not json",
+                                    "unknown optimizer", "negative steps"])
 def test_load_rejects_bad_files(tmp_path, damage):
     net = cbackprop.Network([2, 3, 1], seed=0)
     path = tmp_path / "model.npz"
@@ -80,6 +82,43 @@ def test_load_rejects_bad_files(tmp_path, damage):
             arrays["format_version"] = np.array([1, 1])
         elif damage == "bad rng state":
             arrays["rng_state"] = np.array('{"bit_generator": "nonsense"}')
+        elif damage == "float32 params":
+            arrays["params"] = arrays["params"].astype(np.float32)
+        elif damage == "wrong state shape":
+            arrays["optimizer_state"] = np.zeros((3, arrays["params"].size))
+        elif damage == "training not json":
+            arrays["training"] = np.array("{steps: 1")
+        elif damage == "unknown optimizer":
+            arrays["training"] = np.array('{"optimizer": "lbfgs", "steps": 1, "epochs": 1}')
+        elif damage == "negative steps":
+            arrays["training"] = np.array('{"optimizer": "adam", "steps": -1, "epochs": 0}')
         np.savez(path, **arrays)
     with pytest.raises(ValueError, match="model"):
         cbackprop.load(path)
+
+
+def test_a_newer_format_is_refused_with_a_way_forward(tmp_path):
+    net = cbackprop.Network([2, 3, 1], seed=0)
+    net.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["format_version"] = np.array(3)
+    np.savez(tmp_path / "m.npz", **arrays)
+    with pytest.raises(ValueError, match="version 3.*newer cbackprop"):
+        cbackprop.load(tmp_path / "m.npz")
+
+
+def test_a_version_1_file_loads_with_its_momentum(tmp_path):
+    """Files written by cbackprop 0.1 (format 1: momentum velocities as "velocity")."""
+    net = cbackprop.Network([2, 3, 1], seed=0)
+    X, y = np.random.default_rng(0).uniform(size=(8, 2)), np.arange(8) % 2
+    net.train(X, y, epochs=2, momentum=0.9, shuffle=False)
+    velocity = net.optimizer_state["state"][0]
+    np.savez(tmp_path / "v1.npz", format_version=np.array(1), sizes=np.array([2, 3, 1]),
+             activations=np.array(["sigmoid", "sigmoid"]), loss=np.array("mse"),
+             dtype=np.array("float64"), params=net.get_params(), velocity=velocity)
+    old = cbackprop.load(tmp_path / "v1.npz")
+    assert old.optimizer_state["optimizer"] == "sgd"
+    old.train(X, y, epochs=1, momentum=0.9, shuffle=False)
+    net.train(X, y, epochs=1, momentum=0.9, shuffle=False)
+    np.testing.assert_array_equal(old.get_params(), net.get_params())
