@@ -9,6 +9,7 @@ Environment switches:
   CBACKPROP_CYTHON_DEBUG=1  bounds, wraparound and initialisation checks back on (a CI job)
   CBACKPROP_NATIVE=1        -march=native for every module (never for a wheel to share)
   CBACKPROP_ANNOTATE=1      write Cython's annotated HTML next to the sources
+  CBACKPROP_SANITIZE=address  build with AddressSanitizer (see .ci/asan; not for wheels)
 """
 import os
 import platform
@@ -48,6 +49,14 @@ if sys.platform != "win32":
     if os.environ.get("CBACKPROP_NATIVE") == "1":
         compile_args.append("-march=native")
         LEVELS = {"": []}
+link_args = []
+SANITIZE = os.environ.get("CBACKPROP_SANITIZE", "")
+if SANITIZE:
+    # every out-of-bounds read or write in the kernels aborts with a report; -O1 keeps the
+    # reports' stack traces readable
+    sanitize = [f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer", "-g"]
+    compile_args = [a for a in compile_args if a != "-O3"] + ["-O1"] + sanitize
+    link_args = sanitize
 
 
 def variant_source(name, suffix):
@@ -70,6 +79,7 @@ extensions = [
         include_dirs=[numpy.get_include(), "src"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION")],
         extra_compile_args=compile_args + flags,
+        extra_link_args=link_args,
         depends=[f"src/{name}.pyx"],
     )
     for suffix, flags in LEVELS.items()
