@@ -81,8 +81,9 @@ def explain(args, parser):
             parser.error(str(exc))
     else:
         sizes = _numbers(args.sizes, "--sizes", parser, int)
+        activations = args.activation.split(",") if "," in args.activation else args.activation
         try:
-            net = Network(sizes, args.activation, args.loss, np.dtype(args.dtype), seed=args.seed)
+            net = Network(sizes, activations, args.loss, np.dtype(args.dtype), seed=args.seed)
         except (ValueError, TypeError) as exc:
             parser.error(str(exc))
     rng = np.random.default_rng(args.seed)
@@ -135,7 +136,8 @@ def main(argv=None):
     where.add_argument("--weight", default="2,1,2",
                        help="l,i,j of w_ij^(l), 1-based (default 2,1,2)")
     where.add_argument("--bias", help="l,i of b_i^(l), 1-based")
-    p.add_argument("--activation", default="sigmoid", help="every layer's activation")
+    p.add_argument("--activation", default="sigmoid",
+                   help="every layer's activation, or one per layer: tanh,softmax")
     p.add_argument("--loss", default="mse", choices=["mse", "cross_entropy"])
     p.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     p.add_argument("--seed", type=int, default=0, help="initialisation and sample seed")
@@ -143,6 +145,8 @@ def main(argv=None):
     p.add_argument("--x", help="the sample's inputs, comma-separated")
     p.add_argument("--y", help="its targets, comma-separated")
     args = parser.parse_args(argv)
+    if getattr(args, "seed", 0) < 0:
+        commands.choices[args.command].error(f"--seed must be >= 0, got {args.seed}")
     if args.command == "explain":
         return explain(args, commands.choices["explain"])
     if args.epochs < 1:

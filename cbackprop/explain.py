@@ -189,12 +189,19 @@ def _paren(text):
 
 
 def _num(value):
-    return f"{value:.6g}"
+    return "0" if value == 0 else f"{value:.6g}"      # never "-0"
 
 
 def _default_eps(dtype, value):
     """Central-difference step: cube root of the machine epsilon, scaled by the value."""
     return float(np.finfo(dtype).eps ** (1 / 3) * max(1.0, abs(value)))
+
+
+def _check_step(dtype, value, eps):
+    """Refuse a step that the dtype rounds away: the difference would divide by zero."""
+    if dtype.type(value + dtype.type(eps)) == value or dtype.type(value - dtype.type(eps)) == value:
+        raise ValueError(f"eps={eps!r} is too small to change a parameter of value "
+                         f"{float(value):.6g} in {dtype.name}; use a larger eps (or None)")
 
 
 def _relative(a, b):
@@ -275,9 +282,7 @@ def explain(net, x, y, layer, i, j=None, eps=None):
                               _d(zi_tex, latex_parameter, True), "1"))
         flat = net._spec[2 + 3 * n_layers + 1:][:n_layers][layer - 1] + i - 1
     else:
-        parameter = f"w_{i}{j}^({layer})" if max(i, j) < 10 else f"w_{i},{j}^({layer})"
-        latex_parameter = f"w_{{{i}{j}}}^{{({layer})}}" if max(i, j) < 10 else \
-            f"w_{{{i},{j}}}^{{({layer})}}"
+        parameter, latex_parameter = _wsym(i, j, layer, False), _wsym(i, j, layer, True)
         hj, hj_tex = _sym("h", j, layer, False), _sym("h", j, layer, True)
         factors.append(Factor(_d(zi, parameter, False), hj, float(hs[layer - 1][j - 1]),
                               _d(zi_tex, latex_parameter, True), hj_tex,
@@ -305,6 +310,7 @@ def explain(net, x, y, layer, i, j=None, eps=None):
     # central finite difference of the compiled loss, the parameter restored exactly after
     original = net._params[flat]
     eps = _default_eps(net.dtype, float(original)) if eps is None else eps
+    _check_step(net.dtype, original, eps)
     try:
         net._params[flat] = original + net.dtype.type(eps)
         up = _sample_loss(net, X, Y)
@@ -335,17 +341,18 @@ def _hidden_sum_factor(net, layer, i, deltas):
                           f"{_wsym(k + 1, i, L, True)} {delta_tex}", (w, d), w * d))
     hi = _sym("h", i, L, False)
     hi_tex = _sym("h", i, L, True)
-    return Factor(_d("J", hi, False), f"sum_k w_k{i}^({L}) delta_k^({L + 1})",
+    ki = f"k{i}" if i < 10 else f"k,{i}"
+    return Factor(_d("J", hi, False), f"sum_k w_{ki}^({L}) delta_k^({L + 1})",
                   sum(t.value for t in terms), _d("J", hi_tex, True),
-                  f"\\sum_k w_{{k{i}}}^{{({L})}} \\delta_k^{{({L + 1})}}", terms,
+                  f"\\sum_k w_{{{ki}}}^{{({L})}} \\delta_k^{{({L + 1})}}", terms,
                   note=f"each delta_k^({L + 1}) = dJ/dz_k^({L + 1}) is already known from "
                        f"the layer above")
 
 
 def _wsym(a, b, layer, latex):
-    if latex:
-        return f"w_{{{a}{b}}}^{{({layer})}}"
-    return f"w_{a}{b}^({layer})" if max(a, b) < 10 else f"w_{a},{b}^({layer})"
+    """w_ab^(layer); a comma between the indices once one has two digits."""
+    sub = f"{a}{b}" if max(a, b) < 10 else f"{a},{b}"
+    return f"w_{{{sub}}}^{{({layer})}}" if latex else f"w_{sub}^({layer})"
 
 
 def _output_dz_factor(net, i, nl, h, y):
@@ -431,8 +438,9 @@ def gradcheck(net, X, Y, eps=None, max_parameters=2000, tolerance=None, seed=0):
     eps : float, optional
         The difference step; default ``eps_machine^(1/3) * max(1, |p|)`` per parameter.
     max_parameters : int, default=2000
-        Check at most this many parameters, drawn at random (every layer's weights and biases
-        sampled in proportion, at least one of each); all of them when the network is smaller.
+        Check about this many parameters, drawn at random (every layer's weights and biases
+        sampled in proportion, and at least one of each, so a few more than this can be
+        checked); all of them when the network has no more than this.
     tolerance : float, optional
         The largest relative error that passes: default 1e-6 in float64, 2e-2 in float32.
     seed : int, default=0
@@ -482,6 +490,7 @@ def gradcheck(net, X, Y, eps=None, max_parameters=2000, tolerance=None, seed=0):
         for p in start + picks:
             original = net._params[p]
             step = _default_eps(net.dtype, float(original)) if eps is None else eps
+            _check_step(net.dtype, original, step)
             used_eps.append(step)
             try:
                 net._params[p] = original + net.dtype.type(step)

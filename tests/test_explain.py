@@ -236,10 +236,6 @@ def test_latex_and_markdown_forms():
     assert f"{e.gradient:.6g}" in markdown
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: the LaTeX terms of a sum drop the comma of a two-digit index "
-                          "(w_{111}^{(2)} for w_1,11^(2)), unlike the plain text and the LaTeX "
-                          "parameter name")
 def test_latex_terms_separate_two_digit_indices():
     net = cbackprop.Network([2, 11, 3], seed=0)
     latex = net.explain([0.2, -0.4], [0.1, 0.5, 0.9], layer=1, i=11, j=2)._repr_latex_()
@@ -333,9 +329,6 @@ def test_numpy_integer_indices_are_accepted():
     assert e.product == net.explain(x, y, 3, 2, 3).product
 
 
-@pytest.mark.xfail(strict=True, raises=ZeroDivisionError,
-                   reason="bug: an eps too small to move the parameter in the network's "
-                          "dtype passes the eps check and then divides by a zero step")
 @pytest.mark.parametrize("api", ["explain", "gradcheck"])
 @pytest.mark.parametrize("dtype_, eps", [(np.float64, 1e-300), (np.float32, 1e-10)],
                          ids=["float64", "float32"])
@@ -509,3 +502,18 @@ def test_cli_errors_exit_2_with_one_line_and_no_traceback(cli, name, problem):
     assert errors == [err.splitlines()[-1]]
     assert errors[0].startswith("cbackprop explain: error: ")
     assert problem in errors[0]
+
+
+def test_the_command_line_takes_one_activation_per_layer(capsys):
+    from cbackprop.__main__ import main
+    assert main(["explain", "--sizes", "3,3,2", "--activation", "tanh,softmax",
+                 "--loss", "cross_entropy", "--weight", "2,2,3"]) == 0
+    out = capsys.readouterr().out
+    assert "tanh/softmax" in out and "dJ/dz_2^(3) * dz_2^(3)/dw_23^(2)" in out
+
+
+def test_the_command_line_names_a_negative_seed(capsys):
+    from cbackprop.__main__ import main
+    with pytest.raises(SystemExit) as exit_info:
+        main(["explain", "--seed", "-1"])
+    assert exit_info.value.code == 2 and "--seed" in capsys.readouterr().err
