@@ -154,6 +154,7 @@ class Network:
         # the views into _params are rebuilt on unpickling / deepcopy, never copied apart
         state = self.__dict__.copy()
         del state["_weight_views"], state["_bias_views"]
+        state.pop("_training", None)      # train()'s lock belongs to this object only
         return state
 
     def __setstate__(self, state):

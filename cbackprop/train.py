@@ -466,6 +466,24 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
     X, Y, weights, Xv, Yv = _validation(net, X, Y, weights, validation_data,
                                         validation_split, rng)
 
+    # one train() at a time per network: two would interleave their steps in one buffer
+    lock = net.__dict__.setdefault("_training", threading.Lock())
+    if not lock.acquire(blocking=False):
+        raise RuntimeError("this network is already training (in another thread); train a "
+                           "copy (copy.deepcopy(net)) to train in parallel")
+    try:
+        return _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr,
+                                batch_size, epochs, l2, schedule, lr_schedule, shuffle,
+                                early_stopping, patience, min_delta, callbacks, verbose)
+    finally:
+        lock.release()
+
+
+def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch_size,
+                     epochs, l2, schedule, lr_schedule, shuffle, early_stopping, patience,
+                     min_delta, callbacks, verbose):
+    """train() after validation, holding the network's training lock."""
+    dtype = net.dtype
     n = X.shape[0]
     batch_size = n if rprop else min(batch_size, n)   # a batch larger than the data is all
     mode = score_mode(net, Y)

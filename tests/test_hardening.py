@@ -255,3 +255,25 @@ def test_forward_and_loss_use_bounded_extra_memory(dtype):
         tracemalloc.stop()
     limit = 16 * 2**20                            # X alone is 100-200 MB
     assert peak_forward < limit and peak_loss < limit, (peak_forward, peak_loss)
+
+
+def test_one_network_trains_in_one_thread_at_a_time():
+    X, Y = np.random.default_rng(0).uniform(size=(20, 3)), np.random.default_rng(1).uniform(
+        size=(20, 2))
+    net = cbackprop.Network([3, 4, 2], seed=0)
+    inside, release = threading.Event(), threading.Event()
+
+    def hold(epoch, history):             # keeps the first train() busy after its epoch
+        inside.set()
+        release.wait(10)
+
+    worker = threading.Thread(target=net.train, args=(X, Y), kwargs={"callbacks": [hold]})
+    worker.start()
+    assert inside.wait(10)
+    before = net.get_params()
+    with pytest.raises(RuntimeError, match="already training"):
+        net.train(X, Y)
+    np.testing.assert_array_equal(net.get_params(), before)
+    release.set()
+    worker.join()
+    net.train(X, Y)                       # free again once the first call has returned
