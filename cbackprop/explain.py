@@ -229,8 +229,23 @@ def _trace(net, X, Y):
     return hs, deltas, grad, J
 
 
-def _sample_loss(net, X, Y):
-    return _forward.loss_sum(net._spec, net._params, X, Y)
+def _central_difference(net, params, flat, eps, X, Y):
+    """(J(p + eps) - J(p - eps)) / (2 eps) for parameter ``flat`` of the summed loss, on
+    ``params``, a private copy of the network's parameters: the network itself never
+    changes, so other threads can use it meanwhile. The steps are taken as the dtype rounds
+    them, and ``params[flat]`` is restored before returning."""
+    original = params[flat]
+    _check_step(net.dtype, original, eps)
+    try:
+        params[flat] = original + net.dtype.type(eps)
+        up = _forward.loss_sum(net._spec, params, X, Y)
+        step_up = float(params[flat]) - float(original)
+        params[flat] = original - net.dtype.type(eps)
+        down = _forward.loss_sum(net._spec, params, X, Y)
+        step_down = float(original) - float(params[flat])
+    finally:
+        params[flat] = original
+    return (up - down) / (step_up + step_down)
 
 
 def explain(net, x, y, layer, i, j=None, eps=None):
@@ -307,20 +322,8 @@ def explain(net, x, y, layer, i, j=None, eps=None):
     if j is not None:
         known.append((_sym("h", j, layer, False), float(hs[layer - 1][j - 1])))
 
-    # central finite difference of the compiled loss, the parameter restored exactly after
-    original = net._params[flat]
-    eps = _default_eps(net.dtype, float(original)) if eps is None else eps
-    _check_step(net.dtype, original, eps)
-    try:
-        net._params[flat] = original + net.dtype.type(eps)
-        up = _sample_loss(net, X, Y)
-        step_up = float(net._params[flat]) - float(original)
-        net._params[flat] = original - net.dtype.type(eps)
-        down = _sample_loss(net, X, Y)
-        step_down = float(original) - float(net._params[flat])
-    finally:
-        net._params[flat] = original
-    fd = (up - down) / (step_up + step_down)      # the steps as the dtype rounded them
+    eps = _default_eps(net.dtype, float(net._params[flat])) if eps is None else eps
+    fd = _central_difference(net, net._params.copy(), flat, eps, X, Y)
     gradient = float(grad[flat])
     return Explanation(parameter, latex_parameter, layer, i, j, factors, product, gradient,
                        fd, _relative(gradient, fd), eps, float(J),
@@ -482,26 +485,16 @@ def gradcheck(net, X, Y, eps=None, max_parameters=2000, tolerance=None, seed=0):
         blocks.append((layer, "b", int(b_off[layer]), net.sizes[layer + 1]))
     layer_errors = [{"W": 0.0, "b": 0.0} for _ in range(n_layers)]
     checked, used_eps = 0, []
+    params = net._params.copy()
     for layer, kind, start, length in blocks:
         count = length if total <= max_parameters else \
             max(1, int(round(max_parameters * length / total)))
         picks = np.arange(length) if count >= length else rng.choice(length, count,
                                                                       replace=False)
         for p in start + picks:
-            original = net._params[p]
-            step = _default_eps(net.dtype, float(original)) if eps is None else eps
-            _check_step(net.dtype, original, step)
+            step = _default_eps(net.dtype, float(params[p])) if eps is None else eps
             used_eps.append(step)
-            try:
-                net._params[p] = original + net.dtype.type(step)
-                up = _forward.loss_sum(net._spec, net._params, X, Y) / n
-                h_up = float(net._params[p]) - float(original)
-                net._params[p] = original - net.dtype.type(step)
-                down = _forward.loss_sum(net._spec, net._params, X, Y) / n
-                h_down = float(original) - float(net._params[p])
-            finally:
-                net._params[p] = original
-            fd = (up - down) / (h_up + h_down)
+            fd = _central_difference(net, params, p, step, X, Y) / n
             g = float(grad[p])
             error = abs(g - fd) / max(abs(g), abs(fd), floor)
             layer_errors[layer][kind] = max(layer_errors[layer][kind], error)
