@@ -2,6 +2,7 @@
 
 import contextlib
 import inspect
+import io
 import json
 import os
 import tempfile
@@ -150,16 +151,12 @@ class Network:
     loss_name = property(lambda self: self._loss_name, doc="``'mse'`` or ``'cross_entropy'``.")
     dtype = property(lambda self: self._dtype, doc="numpy.float32 or numpy.float64.")
 
-    def __getstate__(self):
-        # the views into _params are rebuilt on unpickling / deepcopy, never copied apart
-        state = self.__dict__.copy()
-        del state["_weight_views"], state["_bias_views"]
-        state.pop("_training", None)      # train()'s lock belongs to this object only
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._weight_views, self._bias_views = self._views(self._params)
+    def __reduce__(self):
+        # Pickles (and copies) carry the model file's bytes: the same validated, portable
+        # format as save(), nothing machine-local, and load()'s checks on the way back in.
+        buffer = io.BytesIO()
+        np.savez(buffer, **self._arrays())
+        return (_from_npz_bytes, (buffer.getvalue(), self.seed))
 
     def _views(self, buffer):
         """Per-layer (W, b) views into a flat buffer laid out like the parameters."""
@@ -372,7 +369,12 @@ class Network:
         disk, then renamed over ``path``. A failure midway (full disk, crash) leaves any
         previous file at ``path`` intact and no temporary file behind.
         """
-        arrays = {
+        arrays = self._arrays()
+        _write_atomically(os.fspath(path), lambda f: np.savez(f, **arrays))
+
+    def _arrays(self):
+        """Everything save() writes, as named arrays."""
+        return {
             "format_version": np.array(FORMAT_VERSION),
             "sizes": np.array(self._sizes, dtype=np.int64),
             "activations": np.array(self._activations, dtype=str),
@@ -385,14 +387,14 @@ class Network:
                 "epochs": self._epochs, "schedule": self._schedule_state}), dtype=str),
             "rng_state": np.array(json.dumps(self._rng.bit_generator.state), dtype=str),
         }
-        _write_atomically(os.fspath(path), lambda f: np.savez(f, **arrays))
 
     @classmethod
     def load(cls, path):
         """Read a network written by :meth:`save`; see :func:`cbackprop.load`."""
         required = ("format_version", "sizes", "activations", "loss", "dtype", "params")
+        source = path if hasattr(path, "read") else os.fspath(path)
         try:
-            with np.load(os.fspath(path), allow_pickle=False) as data:
+            with np.load(source, allow_pickle=False) as data:
                 missing = [k for k in required if k not in data.files]
                 if missing:
                     raise ValueError(f"{path} is not a cbackprop model: missing {missing}")
@@ -512,6 +514,13 @@ def _method_signature(function):
 
 Network.train.__signature__ = _method_signature(_train_function)
 Network.train.__doc__ = _train_function.__doc__.replace("Train ``net``", "Train the network", 1)
+
+
+def _from_npz_bytes(data, seed=None):
+    """Unpickle a Network from the bytes of its model file (see Network.__reduce__)."""
+    net = Network.load(io.BytesIO(data))
+    net.seed = seed
+    return net
 
 
 def _scalar(array, kinds, path, name):
