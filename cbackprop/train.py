@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._dispatch import backward_kernels as _backward, train_kernels as _train
+from ._threads import training_threads
 from ._config import check_int, check_positive_finite, check_real
 from .optimizers import Rprop, make_optimizer, make_schedule, _in_range
 
@@ -471,10 +472,13 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
     if not lock.acquire(blocking=False):
         raise RuntimeError("this network is already training (in another thread); train a "
                            "copy (copy.deepcopy(net)) to train in parallel")
+    # rows per BLAS gemm: the batch, or Rprop's gradient blocks (src/_backward.pyx BLOCK)
+    rows = min(X.shape[0], 256) if rprop else min(batch_size, X.shape[0])
     try:
-        return _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr,
-                                batch_size, epochs, l2, schedule, lr_schedule, shuffle,
-                                early_stopping, patience, min_delta, callbacks, verbose)
+        with training_threads(net.sizes, rows):
+            return _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr,
+                                    batch_size, epochs, l2, schedule, lr_schedule, shuffle,
+                                    early_stopping, patience, min_delta, callbacks, verbose)
     finally:
         lock.release()
 
