@@ -18,9 +18,11 @@ import numpy as np
 from . import reference
 from ._dispatch import kernel_level
 from .cli_data import (CommandError, DataInfo, choose_task, confusion, format_value,
-                       label_indices, load_model, read_table, regression_metrics, save_model)
+                       is_number, label_indices, load_model, read_table, regression_metrics,
+                       save_model)
 from .datasets import two_spirals, xor
 from .network import Network, _write_atomically
+from .optimizers import OPTIMIZERS
 from .train import TrainingDiverged
 
 EXAMPLES = """\
@@ -258,7 +260,8 @@ def _score(net, info, X, Y):
     return loss, float(np.sqrt(np.mean((out[:, 0] - Y) ** 2))) * info.target_std
 
 
-def train_command(args):
+def _check_train_options(args):
+    """Every option of train checked before any data is read: (hidden widths, activations)."""
     if args.epochs < 1:
         raise CommandError(f"--epochs must be >= 1, got {args.epochs}")
     if not 0 <= args.validation_split < 1:
@@ -280,42 +283,82 @@ def train_command(args):
     if args.patience is not None and (args.patience < 1 or not args.validation_split):
         raise CommandError("--patience needs a number >= 1 and a --validation-split to "
                            "watch")
-    hidden = _layers(args.layers)
-    activations = _hidden_activations(args.activation, len(hidden))
-    _check_output(args.out, "--out", [args.data])
-    plt = _pyplot(args.plot, "--plot") if args.plot else None
     if args.features and args.drop:
         raise CommandError("give --features or --drop, not both")
+    hidden = _layers(args.layers)
+    return hidden, _hidden_activations(args.activation, len(hidden))
 
-    table = read_table(args.data, target=args.target,
-                       features=_names(args.features) or None, drop=_names(args.drop),
-                       need_target=True)
-    task = choose_task(table.y, args.task, table.target)
-    n = len(table.X)
-    rng = np.random.default_rng(args.seed)
-    n_val = math.ceil(args.validation_split * n) if args.validation_split else 0
-    if n_val and n_val >= n:
-        raise CommandError(f"--validation-split {args.validation_split} leaves no training "
-                           f"rows out of {n}")
-    order = rng.permutation(n)
-    val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
-    info = DataInfo.fit(task, table, train_rows)
-    X, Y = info.scale(table.X), info.targets(table.y)
 
-    print(f"{table.path}: {n} rows, {X.shape[1]} feature{'s' * (X.shape[1] != 1)}; target "
-          f"{table.target!r}: ", end="")
-    if task == "classification":
-        print(f"classification, {len(info.labels)} labels ({_label_counts(info.labels, table.y)})")
+def _describe_data(table, info, train_rows):
+    """The data's first lines of the report: rows, features, the target, useless columns."""
+    n, d = table.X.shape
+    if info.task == "classification":
+        target = (f"classification, {len(info.labels)} labels "
+                  f"({_label_counts(info.labels, table.y)})")
     else:
         y = table.y.astype(np.float64)
-        print(f"regression (mean {y.mean():.4g}, std {y.std():.4g}, from {y.min():.4g} to "
-              f"{y.max():.4g})")
+        target = (f"regression (mean {y.mean():.4g}, std {y.std():.4g}, from {y.min():.4g} "
+                  f"to {y.max():.4g})")
+    print(f"{table.path}: {n} rows, {d} feature{'s' * (d != 1)}; target {table.target!r}: "
+          f"{target}")
     constant = [name for name, column in zip(info.feature_names, table.X[train_rows].T)
                 if np.ptp(column) == 0]
     if constant:
         print(f"note: {', '.join(map(repr, constant))} never change{'s' * (len(constant) == 1)}"
               f" in the training rows, so the model cannot use them")
 
+
+def _progress_printer(info, epochs):
+    """A train() callback printing one line per tenth of the run; ``.printed`` lists them.
+
+    Training loss, accuracy and RMSE are as the epoch saw them (each sample scored before
+    its step); val_ values are measured after the epoch. RMSE is in the target's units:
+    ``sqrt(2 J) * std`` for the standardised J = 1/2 (y - h)^2.
+    """
+    every, width, start = max(1, math.ceil(epochs / 10)), len(str(epochs)), time.perf_counter()
+
+    def progress(epoch, history, final=False):
+        if epoch % every and epoch != epochs and not final:
+            return
+        progress.printed.append(epoch)
+        k = epoch - 1
+        parts = [f"epoch {epoch:{width}d}/{epochs}", f"loss {history.loss[k]:.4f}"]
+        if info.task == "classification":
+            parts.append(f"accuracy {_percent(history.accuracy[k]):>6}")
+        else:
+            parts.append(f"rmse {math.sqrt(2 * history.loss[k]) * info.target_std:.4g}")
+        if history.val_loss:
+            parts.append(f"val_loss {history.val_loss[k]:.4f}")
+            if info.task == "classification":
+                parts.append(f"val_accuracy {_percent(history.val_accuracy[k]):>6}")
+            else:
+                rmse = math.sqrt(2 * history.val_loss[k]) * info.target_std
+                parts.append(f"val_rmse {rmse:.4g}")
+        parts.append(f"{time.perf_counter() - start:.2f} s")
+        print("  " + "  ".join(parts), flush=True)
+
+    progress.printed = []
+    return progress
+
+
+def train_command(args):
+    hidden, activations = _check_train_options(args)
+    _check_output(args.out, "--out", [args.data])
+    plt = _pyplot(args.plot, "--plot") if args.plot else None
+    table = read_table(args.data, target=args.target,
+                       features=_names(args.features) or None, drop=_names(args.drop),
+                       need_target=True)
+    task = choose_task(table.y, args.task, table.target)
+    n = len(table.X)
+    n_val = math.ceil(args.validation_split * n) if args.validation_split else 0
+    if n_val and n_val >= n:
+        raise CommandError(f"--validation-split {args.validation_split} leaves no training "
+                           f"rows out of {n}")
+    # validation rows are held out before the standardisation is fitted: no peeking
+    order = np.random.default_rng(args.seed).permutation(n)
+    val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+    info = DataInfo.fit(task, table, train_rows)
+    X, Y = info.scale(table.X), info.targets(table.y)
     output, loss = ("softmax", "cross_entropy") if task == "classification" else ("linear", "mse")
     loss = args.loss or loss
     sizes = [X.shape[1], *hidden, info.n_outputs]
@@ -324,9 +367,12 @@ def train_command(args):
                       seed=args.seed)
     except (ValueError, TypeError) as exc:
         raise CommandError(str(exc)) from None
+
+    _describe_data(table, info, train_rows)
     batch = None if args.optimizer == "rprop" else (args.batch_size or 32)
+    lr = args.lr if args.lr is not None else OPTIMIZERS[args.optimizer].default_lr
     settings = ", ".join(
-        [args.optimizer] + ([f"lr {args.lr}"] if args.lr is not None else []) +
+        [args.optimizer] + ([f"lr {lr:g}"] if lr is not None else []) +
         ([f"momentum {args.momentum}"] if args.momentum else []) +
         ([f"batch {batch}"] if batch else ["full batch"]))
     hidden_text = (f"{'/'.join(dict.fromkeys(activations))} hidden layer"
@@ -336,45 +382,21 @@ def train_command(args):
           + (f", {n_val} held out for validation" if n_val else "") +
           f" (inputs standardised{', targets too' if task == 'regression' else ''})")
 
-    every = max(1, math.ceil(args.epochs / 10))
-    width = len(str(args.epochs))
+    progress = _progress_printer(info, args.epochs)
     start = time.perf_counter()
-    printed = []
-
-    def progress(epoch, history):
-        if epoch % every and epoch != args.epochs:
-            return
-        printed.append(epoch)
-        k = epoch - 1
-        parts = [f"epoch {epoch:{width}d}/{args.epochs}", f"loss {history.loss[k]:.4f}"]
-        if task == "classification":
-            parts.append(f"accuracy {_percent(history.accuracy[k]):>6}")
-        else:
-            parts.append(f"rmse {math.sqrt(2 * history.loss[k]) * info.target_std:.4g}")
-        if history.val_loss:
-            parts.append(f"val_loss {history.val_loss[k]:.4f}")
-            if task == "classification":
-                parts.append(f"val_accuracy {_percent(history.val_accuracy[k]):>6}")
-            else:
-                parts.append(f"val_rmse {math.sqrt(2 * history.val_loss[k]) * info.target_std:.4g}")
-        parts.append(f"{time.perf_counter() - start:.2f} s")
-        print("  " + "  ".join(parts), flush=True)
-
-    validation = (X[val_rows], Y[val_rows]) if n_val else None
     try:
         history = net.train(X[train_rows], Y[train_rows], epochs=args.epochs, lr=args.lr,
                             batch_size=batch, momentum=args.momentum, optimizer=args.optimizer,
-                            validation_data=validation,
+                            validation_data=(X[val_rows], Y[val_rows]) if n_val else None,
                             early_stopping=args.patience is not None,
                             patience=args.patience or 10, callbacks=[progress], verbose=False)
     except (ValueError, TypeError) as exc:
         raise CommandError(str(exc)) from None
     seconds = time.perf_counter() - start
-    if len(history) not in printed:
-        progress(len(history), history)
-    epochs_done = len(history)
-    rate = epochs_done * len(train_rows) / max(sum(history.epoch_time), 1e-12)
-    print(f"trained {epochs_done} epochs in {seconds:.2f} s ({rate:,.0f} samples/s)")
+    if len(history) not in progress.printed:            # stopped early: show the last epoch
+        progress(len(history), history, final=True)
+    rate = len(history) * len(train_rows) / max(sum(history.epoch_time), 1e-12)
+    print(f"trained {len(history)} epochs in {seconds:.2f} s ({rate:,.0f} samples/s)")
     if history.stop_reason == "early_stopping":
         print(f"stopped early: no better validation loss for {args.patience} epochs; the "
               f"model keeps epoch {history.best_epoch}, the best")
@@ -457,14 +479,14 @@ def evaluate_command(args):
     target = args.target or info.target
     table = read_table(args.data, target=target, features=info.feature_names,
                        need_target=True)
+    if info.task == "regression" and table.y.dtype.kind not in "biuf":
+        example = next(v for v in table.y.tolist() if not is_number(v))
+        raise CommandError(f"{target!r} holds text such as {example!r}; this model predicts "
+                           f"numbers")
     outputs = net.forward(info.scale(table.X))
     n = len(table.X)
     print(f"{args.model} on {table.path} ({n} rows): {info.task} of {target!r}")
     if info.task == "regression":
-        if table.y.dtype.kind not in "biuf":
-            example = next(v for v in table.y.tolist())
-            raise CommandError(f"{target!r} holds text such as {example!r}; this model "
-                               f"predicts numbers")
         m = regression_metrics(table.y, info.decode(outputs))
         r2 = "n/a (the true values are all equal)" if m["r2"] is None else f"{m['r2']:.4f}"
         print(f"RMSE {m['rmse']:.4g}   MAE {m['mae']:.4g}   {_r_squared()} {r2}")
@@ -819,7 +841,8 @@ def main(argv=None):
         print(f"{command.prog}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"\n{command.prog}: interrupted; nothing was saved", file=sys.stderr)
+        saved = "; nothing was saved" if args.command == "train" else ""
+        print(f"\n{command.prog}: interrupted{saved}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # the reader of stdout went away (| head): stop quietly, as other tools do

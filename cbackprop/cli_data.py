@@ -125,7 +125,9 @@ def _read_npz(path, target, features, drop, need_target):
         row, column = np.argwhere(bad)[0]
         raise CommandError(f"{path}: X[{row}, {column}] is {X[row, column]}, not a finite "
                            f"number")
-    if names is None:
+    if names is None and features is not None and len(features) == X.shape[1]:
+        names = list(features)       # unnamed columns, as many as asked for: by position
+    elif names is None:
         names = [f"x{k + 1}" for k in range(X.shape[1])]
     elif names.shape != (X.shape[1],) or names.dtype.kind != "U":
         raise CommandError(f"{path}: feature_names must be {X.shape[1]} strings, one per "
@@ -248,7 +250,7 @@ def choose_task(y, task, target):
     """The task for targets ``y`` ("auto": labels when integer or text, else regression)."""
     if task == "regression":
         if y.dtype.kind not in "biuf":
-            example = next(v for v in y.tolist() if not _is_number(v))
+            example = next(v for v in y.tolist() if not is_number(v))
             raise CommandError(f"--task regression needs numbers in {target!r}, which holds "
                                f"text such as {example!r}")
         return "regression"
@@ -256,12 +258,12 @@ def choose_task(y, task, target):
         return "regression"
     labels = np.unique(y)
     if len(labels) < 2:
-        raise CommandError(f"the target {target!r} has the same label ({labels[0]!r}) in "
+        raise CommandError(f"the target {target!r} has the same label ({labels.tolist()[0]!r}) in "
                            f"every row: there is nothing to learn")
     if task == "auto" and len(labels) > max(20, len(y) // 2):
         hint = ""
         if y.dtype.kind == "U":
-            text = [v for v in y.tolist() if not _is_number(v)]
+            text = [v for v in y.tolist() if not is_number(v)]
             if len(text) < len(y) / 2:
                 hint = f" - it is mostly numbers, but holds {text[0]!r}"
         raise CommandError(
@@ -271,7 +273,7 @@ def choose_task(y, task, target):
     return "classification"
 
 
-def _is_number(text):
+def is_number(text):
     try:
         float(text)
     except ValueError:

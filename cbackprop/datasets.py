@@ -262,24 +262,27 @@ def _read_table(path):
 
 
 def _parse(f, name):
-    reader = csv.reader(f, strict=True)   # an unclosed quote is an error, not a long field
+    # skipinitialspace: `a, "b, c"` quotes as `a,"b, c"` does; strict: an unclosed quote is
+    # an error, not a field that swallows the rest of the file
+    reader = csv.reader(f, skipinitialspace=True, strict=True)
     header, rows, lines = None, [], []
+    start = 1                                            # the line the next record starts on
     try:
         for row in reader:
+            line, start = start, reader.line_num + 1
             if not any(field.strip() for field in row):
                 continue                                 # a blank line
             if header is None:
                 header = _check_header([field.strip() for field in row], name)
                 continue
             if len(row) != len(header):
-                raise ValueError(f"{name}, line {reader.line_num}: {len(row)} fields, but "
-                                 f"the header names {len(header)} columns")
+                raise ValueError(f"{name}, line {line}: {len(row)} fields, but the header "
+                                 f"names {len(header)} columns")
             rows.append(row)
-            lines.append(reader.line_num)
+            lines.append(line)
     except csv.Error as exc:
         hint = " - an unclosed quote?" if "end of data" in str(exc) else ""
-        raise ValueError(f"{name}, line {reader.line_num}: malformed CSV ({exc}{hint})") \
-            from None
+        raise ValueError(f"{name}, line {start}: malformed CSV ({exc}{hint})") from None
     except UnicodeDecodeError as exc:
         raise ValueError(f"{name} is not UTF-8 text (byte {exc.start}: "
                          f"{exc.object[exc.start:exc.start + 1]!r}); is it a CSV file?") \
