@@ -172,7 +172,6 @@ class _BaseMLP(BaseEstimator):
                                  f"one has {list(self.network_.sizes)}")
             self._rng = rng
             self._initialize(sizes, self._out_activation(), self._loss(), dtype, rng)
-            self.n_iter_ = 0
             self.t_ = 0
             self.loss_curve_ = []
             self.best_loss_ = np.inf
@@ -183,13 +182,14 @@ class _BaseMLP(BaseEstimator):
         early_stopping = self.early_stopping and not incremental
         X_val = Y_val = sw_val = None
         if early_stopping:
-            stratify = y if (not self._regression and Y.shape[1] == 1 or
-                             getattr(self, "_label_type", "") == "multiclass") else None
-            split = train_test_split(X, Y, *( [sample_weight] if sample_weight is not None
-                                             else []),
+            # stratified for single-label classification, as scikit-learn splits
+            single_label = not self._regression and self._label_type != "multilabel"
+            extra = [] if sample_weight is None else [sample_weight]
+            split = train_test_split(X, Y, *extra,
                                      random_state=self._rng.randint(np.iinfo(np.int32).max),
                                      test_size=self.validation_fraction,
-                                     stratify=stratify if not self._regression else None)
+                                     stratify=Y.argmax(axis=1) if single_label and Y.shape[1] > 1
+                                     else (Y[:, 0] if single_label else None))
             X, X_val, Y, Y_val = split[:4]
             if sample_weight is not None:
                 sample_weight, sw_val = split[4:]
@@ -203,6 +203,7 @@ class _BaseMLP(BaseEstimator):
             self.best_validation_score_ = None
 
         n = X.shape[0]
+        self.n_iter_ = 0           # epochs of this call, as scikit-learn counts them
         batch_size = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)
         if self.solver != "rprop" and self.batch_size != "auto" and self.batch_size > X.shape[0]:
             warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "

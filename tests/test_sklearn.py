@@ -154,11 +154,13 @@ def test_partial_fit_and_warm_start_continue_the_network():
         clf.partial_fit(X, y)
     for _ in range(3):
         clf.partial_fit(X, y, classes=[0, 1, 2])
-    assert clf.n_iter_ == 3
+    assert clf.n_iter_ == 1 and clf.t_ == 3 * len(X) and len(clf.loss_curve_) == 3
     warm = MLPClassifier(max_iter=5, random_state=0, warm_start=True).fit(X, y)
     first = warm.coefs_[0].copy()
     warm.fit(X, y)
-    assert warm.n_iter_ == 10 and not np.array_equal(first, warm.coefs_[0])
+    # as scikit-learn's: n_iter_ counts this call's epochs, loss_curve_ and t_ the whole run
+    assert warm.n_iter_ == 5 and len(warm.loss_curve_) == 10 and warm.t_ == 10 * len(X)
+    assert not np.array_equal(first, warm.coefs_[0])
 
 
 def test_pickle_and_clone_round_trip():
