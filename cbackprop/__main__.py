@@ -498,8 +498,9 @@ def evaluate_command(args):
     unknown = int(np.sum(truth < 0))
     rows, matrix = confusion(info.labels, table.y, predicted)
     if unknown:
-        print(f"note: {unknown} rows have labels the model was not trained on "
-              f"({', '.join(map(repr, rows[len(info.labels):][:5]))}); they count as errors")
+        print(f"note: {unknown} row{'s have' if unknown > 1 else ' has'} labels the model "
+              f"was not trained on ({', '.join(map(repr, rows[len(info.labels):][:5]))}); "
+              f"{'they count' if unknown > 1 else 'it counts'} as errors")
     names = [str(v) for v in rows]
     width = max(6, *(len(s) for s in names))
     cells = max(7, *(len(str(v)) + 1 for v in info.labels), len(str(matrix.max())) + 1)
@@ -530,19 +531,27 @@ BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
 
 
 def _measure(run, budget):
-    """Samples per second of ``run(count)`` (which returns the samples it trained), over
-    about ``budget`` seconds after one warm-up call; ``count`` doubles while calls are short."""
-    count = 16
-    run(count)
-    done, spent = 0, 0.0
-    while spent < budget:
+    """Samples per second of ``run(count)`` (which trains about ``count`` samples and
+    returns how many it did): the median over calls of about a tenth of ``budget`` seconds
+    each, so that a moment when another process takes the CPU does not decide the result."""
+    count, spent = 16, 0.0
+    while True:                 # warm up, and grow the calls to a tenth of the budget
         t0 = time.perf_counter()
-        done += run(count)
+        run(count)
         dt = time.perf_counter() - t0
         spent += dt
-        if dt < budget / 8:
-            count *= 2
-    return done / spent
+        # (256 samples at least: 4 mini-batches, so train()'s fixed cost per call is shared)
+        if (dt >= budget / 10 and count >= 256) or count >= 1 << 24:
+            break
+        count *= 2
+    rates = []
+    while spent < budget or not rates:
+        t0 = time.perf_counter()
+        done = run(count)
+        dt = time.perf_counter() - t0
+        rates.append(done / dt)
+        spent += dt
+    return float(np.median(rates))
 
 
 def _short(rate):
@@ -591,15 +600,30 @@ def _bench_row(sizes, batch, dtype, budget, rng):
 def bench_command(args):
     if not 0 < args.seconds <= 3600:
         raise CommandError(f"--seconds must be in (0, 3600], got {args.seconds}")
+    if args.threads is None:
+        return _bench(args)
+    if args.threads < 1:
+        raise CommandError(f"--threads must be >= 1, got {args.threads}")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        raise CommandError("--threads needs threadpoolctl (pip install threadpoolctl)") \
+            from None
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        return _bench(args)
+
+
+def _bench(args):
     rows = [(s, b, d) for s in BENCH_NETWORKS for b in BENCH_BATCHES for d in BENCH_DTYPES]
     budget = args.seconds / (2 * len(rows))
     print(f"cbackprop bench: SGD training, compiled engine vs the NumPy reference "
           f"(cbackprop.reference.train_epoch), about {args.seconds:g} s")
     print(f"sigmoid layers, squared error, lr {BENCH_LR}, no shuffling; samples per second "
-          f"of wall time\n(all samples over all time, after a warm-up call)")
+          f"of wall time\n(median over repeated calls, after warm-up)")
     blas = [f"{k}={os.environ[k]}" for k in BLAS_VARIABLES if os.environ.get(k)]
+    threads = f"; BLAS threads {args.threads}" if args.threads else ""
     print(f"machine: {os.cpu_count()} CPUs, kernels {kernel_level}, Python "
-          f"{platform.python_version()}, NumPy {np.__version__}"
+          f"{platform.python_version()}, NumPy {np.__version__}{threads}"
           f"{'; ' + ' '.join(blas) if blas else ''}\n")
     header = f"{'network':<12}{'batch':>6}  {'dtype':<8}{'compiled':>10}{'reference':>11}" \
              f"{'ratio':>8}  same weights"
@@ -615,7 +639,8 @@ def bench_command(args):
               f"{'yes' if same else 'NO'}", flush=True)
     print("\nsame weights: after one epoch from the same start, the compiled weights equal "
           "the reference's\n(relative 1e-4 in float32, 1e-9 in float64). Batch 1 is online "
-          "SGD; batch 64 goes\nthrough BLAS in both, so the ratio there is smaller.")
+          "SGD; batch 64 goes\nthrough BLAS in both, so the ratio there is smaller, and "
+          "BLAS's threads make those rows\nswing on a busy machine: compare with --threads 1.")
     return 1 if mismatches else 0
 
 
@@ -784,13 +809,15 @@ def build_parser():
 
     p = _command(
         commands, "bench", "time the compiled engine against the NumPy reference",
-        "  cbackprop bench\n  cbackprop bench --seconds 10",
+        "  cbackprop bench\n  cbackprop bench --seconds 10 --threads 1",
         "Train sigmoid networks of three sizes (2-8-1, 64-30-10, 784-128-10) by online and "
         "mini-batch\n(64) SGD in float32 and float64, with the compiled engine and with the "
         "NumPy reference\n(cbackprop.reference.train_epoch), and print samples per second and "
         "their ratio. Each row\nalso checks that both engines reach the same weights.")
     p.add_argument("--seconds", type=float, default=60.0,
                    help="total time to spend measuring (default 60)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="BLAS threads for both engines (default: BLAS's own setting)")
 
     p = commands.add_parser(
         "explain", help="print the chain rule for one weight, factor by factor",

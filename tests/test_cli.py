@@ -157,6 +157,13 @@ def work(tmp_path_factory):
     write_text(d / "gap.csv", "a,b,c\n1,2,x\n3,NA,y\n5,6,x\n")
     write_text(d / "words.csv", "a,b,c\n1,2,x\n3,tall,y\n5,6,x\n")
     write_text(d / "one-label.csv", "a,b,c\n1,2,x\n3,4,x\n5,6,x\n")
+    with open(d / "colours-purple.csv", "w") as f:       # one label the model never saw
+        f.write("colour,width,height,depth,id\n" + "purple,0,4,4,1\n" + "red,0,0,0,2\n" * 3)
+    X, _ = blobs(60, seed=1)
+    np.savez(d / "colours-test.npz", X=X)                  # no names: columns by position
+    rng = np.random.default_rng(7)                         # labels unrelated to the features
+    datasets.save_csv(d / "noise.csv", rng.normal(size=(200, 5)),
+                      rng.choice(["heads", "tails"], 200), target="coin")
     write_text(d / "empty.csv", "")
     write_text(d / "sine-text.csv", "x,label\n0.5,red\n1.5,blue\n")
     write_text(d / "notes.txt", "this is not a model\n")
@@ -219,6 +226,11 @@ def modelled(runs):
     r.start("evaluate-sine", ["evaluate", "sine.npz", "sine.csv"])
     r.start("predict-sine", ["predict", "sine.npz", "sine.csv"])
     start_errors(r, runs.workdir, first_wave=False)
+    r.start_batch("more-2", {
+        "evaluate-purple": ["evaluate", "colours.npz", "colours-purple.csv"],
+        "predict-npz": ["predict", "colours.npz", "colours-test.npz"],
+        "train-patience": ["train", "noise.csv", "--target", "coin", "--epochs", "300",
+                           "--patience", "3", "--lr", "0.01", "--out", "noise.npz"]})
     yield r
     r.close()
 
@@ -414,6 +426,38 @@ def test_evaluate_and_predict_a_regressor(modelled):
     assert np.sqrt(np.mean((predicted - y) ** 2)) == pytest.approx(rmse, rel=1e-3)
 
 
+def test_evaluate_counts_labels_the_model_never_saw_as_errors(modelled):
+    status, out, err = modelled("evaluate-purple")
+    assert status == 0, err
+    assert "accuracy 75.0% (3 of 4)" in out
+    assert "note: 1 row has labels the model was not trained on ('purple'); it counts as " \
+           "errors" in out
+    purple = [line for line in out.splitlines() if line.startswith("  purple")]
+    assert len(purple) == 1 and purple[0].split()[1:] == ["1", "0", "0", "-"]   # (0, 4, 4): blue
+
+
+def test_predict_reads_unnamed_npz_columns_by_position(modelled):
+    status, out, err = modelled("predict-npz")
+    assert status == 0, err
+    assert out == modelled("predict-stdout")[1]
+
+
+def test_patience_stops_early_and_keeps_the_best_epoch(modelled, work):
+    status, out, err = modelled("train-patience")
+    assert status == 0, err
+    best = re.search(r"stopped early: no better validation loss for 3 epochs; the model keeps "
+                     r"epoch (\d+), the best", out)
+    assert best, out
+    last = progress_lines(out)[-1]
+    assert int(re.search(r"epoch +(\d+)/300", last).group(1)) == int(best.group(1)) + 3
+    assert (work / "noise.npz").exists()
+
+
+def test_the_datasets_docstring_examples_run():
+    import doctest
+    assert doctest.testmod(datasets).failed == 0
+
+
 # -- bench --------------------------------------------------------------------------------------
 
 def test_bench_prints_a_table_of_both_engines(runs):
@@ -426,8 +470,9 @@ def test_bench_prints_a_table_of_both_engines(runs):
         (n, b, d) for n in ("2-8-1", "64-30-10", "784-128-10") for b in ("1", "64")
         for d in ("float32", "float64")}
     assert all(r[6] == "yes" for r in rows)              # both engines reach the same weights
-    online = [float(r[5]) for r in rows if r[1] == "1"]
-    assert min(online) > 1                               # online SGD: compiled is faster
+    # online SGD: compiled is 10-300 times faster; the median, as one row of a run this
+    # short can meet a busy moment of the machine
+    assert np.median([float(r[5]) for r in rows if r[1] == "1"]) > 1
 
 
 # -- help -----------------------------------------------------------------------------------------
