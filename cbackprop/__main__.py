@@ -34,7 +34,8 @@ examples:
   cbackprop bench --seconds 20
   cbackprop explain --sizes 3,3,1 --weight 2,1,2
 
-'cbackprop COMMAND --help' describes a command and its options."""
+'cbackprop COMMAND --help' describes a command and its options. Exit status: 0 done, 2 a
+mistake in the command or its files (one line on stderr), 1 training diverged, 130 Ctrl-C."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -308,18 +309,27 @@ def _describe_data(table, info, train_rows):
               f" in the training rows, so the model cannot use them")
 
 
+# A long run shows a progress line at least this often (at the end of an epoch).
+PROGRESS_SECONDS = 30
+
+
 def _progress_printer(info, epochs):
-    """A train() callback printing one line per tenth of the run; ``.printed`` lists them.
+    """A train() callback printing one line per tenth of the run, and after any epoch that
+    ends PROGRESS_SECONDS or more after the last line; ``.printed`` lists the epochs shown.
 
     Training loss, accuracy and RMSE are as the epoch saw them (each sample scored before
     its step); val_ values are measured after the epoch. RMSE is in the target's units:
     ``sqrt(2 J) * std`` for the standardised J = 1/2 (y - h)^2.
     """
     every, width, start = max(1, math.ceil(epochs / 10)), len(str(epochs)), time.perf_counter()
+    last = [start]
 
     def progress(epoch, history, final=False):
-        if epoch % every and epoch != epochs and not final:
+        now = time.perf_counter()
+        if epoch % every and epoch != epochs and not final and \
+                now - last[0] < PROGRESS_SECONDS:
             return
+        last[0] = now
         progress.printed.append(epoch)
         k = epoch - 1
         parts = [f"epoch {epoch:{width}d}/{epochs}", f"loss {history.loss[k]:.4f}"]
@@ -334,7 +344,7 @@ def _progress_printer(info, epochs):
             else:
                 rmse = math.sqrt(2 * history.val_loss[k]) * info.target_std
                 parts.append(f"val_rmse {rmse:.4g}")
-        parts.append(f"{time.perf_counter() - start:.2f} s")
+        parts.append(f"{now - start:.2f} s")
         print("  " + "  ".join(parts), flush=True)
 
     progress.printed = []
@@ -502,8 +512,8 @@ def evaluate_command(args):
               f"was not trained on ({', '.join(map(repr, rows[len(info.labels):][:5]))}); "
               f"{'they count' if unknown > 1 else 'it counts'} as errors")
     names = [str(v) for v in rows]
-    width = max(6, *(len(s) for s in names))
-    cells = max(7, *(len(str(v)) + 1 for v in info.labels), len(str(matrix.max())) + 1)
+    width = max(len("precision"), *(len(s) for s in names))
+    cells = max(8, *(len(str(v)) + 2 for v in info.labels), len(str(matrix.max())) + 2)
     print("\nconfusion matrix (rows: true label, columns: predicted label)")
     print(" " * (width + 2) + "".join(f"{str(v):>{cells}}" for v in info.labels) +
           f"{'recall':>9}")
@@ -746,9 +756,10 @@ def build_parser():
         "width the number of labels (1 for a regression).\n\nEach feature is standardised "
         "with the mean and standard deviation of the training rows\n(the validation rows "
         "are held out first); the model file keeps them, so predict and\nevaluate scale new "
-        "data the same way. The file loads with cbackprop.load() as well.\nProgress lines "
-        "show the loss, accuracy and RMSE as they were during each epoch (each\nsample "
-        "scored before its step); val_ values after it.")
+        "data the same way. The file loads with cbackprop.load() as well.\n\nA progress "
+        "line follows each tenth of the run (and at least every 30 s): the loss,\naccuracy "
+        "and RMSE as they were during the epoch (each sample scored before its step),\n"
+        "val_ values after it. Ctrl-C stops the run without saving.")
     p.add_argument("data", metavar="DATA", help="a .csv file (header row) or an .npz with X, y")
     p.add_argument("--target", metavar="COLUMN",
                    help="the column to predict (for .npz: the array, default y)")
