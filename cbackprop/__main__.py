@@ -245,6 +245,11 @@ def _percent(x):
     return f"{x:.1%}"
 
 
+def _loss(x):
+    """A loss with four decimals, or four digits once it is large (a diverging run)."""
+    return f"{x:.4f}" if abs(x) < 1000 else f"{x:.4g}"
+
+
 def _label_counts(labels, y, limit=8):
     counts = np.bincount(label_indices(labels, y), minlength=len(labels))
     shown = [f"{label!r} {count}" for label, count in zip(labels[:limit], counts)]
@@ -332,13 +337,13 @@ def _progress_printer(info, epochs):
         last[0] = now
         progress.printed.append(epoch)
         k = epoch - 1
-        parts = [f"epoch {epoch:{width}d}/{epochs}", f"loss {history.loss[k]:.4f}"]
+        parts = [f"epoch {epoch:{width}d}/{epochs}", f"loss {_loss(history.loss[k])}"]
         if info.task == "classification":
             parts.append(f"accuracy {_percent(history.accuracy[k]):>6}")
         else:
             parts.append(f"rmse {math.sqrt(2 * history.loss[k]) * info.target_std:.4g}")
         if history.val_loss:
-            parts.append(f"val_loss {history.val_loss[k]:.4f}")
+            parts.append(f"val_loss {_loss(history.val_loss[k])}")
             if info.task == "classification":
                 parts.append(f"val_accuracy {_percent(history.val_accuracy[k]):>6}")
             else:
@@ -415,7 +420,7 @@ def train_command(args):
         if len(rows):
             value, score = _score(net, info, X[rows], Y[rows])
             shown = _percent(score) if task == "classification" else f"{score:.4g}"
-            print(f"{name:<10} ({len(rows)} rows): loss {value:.4f}  {measure} {shown}")
+            print(f"{name:<10} ({len(rows)} rows): loss {_loss(value)}  {measure} {shown}")
     try:
         save_model(args.out, net, info)
     except OSError as exc:

@@ -28,7 +28,6 @@ from .network import _write_atomically, load
 
 TASKS = ("classification", "regression")
 METADATA_FORMAT = 1
-METADATA_KEYS = ("cli_metadata", "cli_feature_mean", "cli_feature_std")
 
 
 class CommandError(Exception):
@@ -184,15 +183,25 @@ class DataInfo:
     def fit(cls, task, table, train_rows):
         """Standardisation fitted on ``table.X[train_rows]``; labels from every row."""
         X = table.X[train_rows]
-        std = X.std(axis=0)
-        std[~(std > 0)] = 1.0                        # a constant column stays constant: 0
-        info = cls(task, list(table.feature_names), table.target, X.mean(axis=0), std)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, std = X.mean(axis=0), X.std(axis=0)
+        for values, name in ((mean, "mean"), (std, "spread")):
+            if not np.isfinite(values).all():
+                column = table.feature_names[int(np.argmax(~np.isfinite(values)))]
+                raise CommandError(f"the {name} of column {column!r} overflows float64: "
+                                   f"rescale it (its values are too large to standardise)")
+        std[std == 0] = 1.0                          # a constant column stays constant: 0
+        info = cls(task, list(table.feature_names), table.target, mean, std)
         if task == "classification":
             info.labels = np.unique(table.y).tolist()
         else:
             y = table.y[train_rows].astype(np.float64)
-            info.target_mean = float(y.mean())
-            info.target_std = float(y.std()) if y.std() > 0 else 1.0
+            with np.errstate(over="ignore", invalid="ignore"):
+                info.target_mean, info.target_std = float(y.mean()), float(y.std())
+            if not (math.isfinite(info.target_mean) and math.isfinite(info.target_std)):
+                raise CommandError(f"the values of {table.target!r} are too large to "
+                                   f"standardise in float64: rescale them")
+            info.target_std = info.target_std or 1.0
         return info
 
     @property
