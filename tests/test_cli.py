@@ -164,6 +164,7 @@ def work(tmp_path_factory):
     rng = np.random.default_rng(7)                         # labels unrelated to the features
     datasets.save_csv(d / "noise.csv", rng.normal(size=(200, 5)),
                       rng.choice(["heads", "tails"], 200), target="coin")
+    write_text(d / "huge.csv", "a,b,c\n1e300,1,x\n-1e300,2,y\n1e300,3,x\n")
     write_text(d / "empty.csv", "")
     write_text(d / "sine-text.csv", "x,label\n0.5,red\n1.5,blue\n")
     write_text(d / "notes.txt", "this is not a model\n")
@@ -206,6 +207,9 @@ def runs(work):
         r.start("train-plot", ["train", "sine.csv", "--target", "sin_x", "--epochs", "5",
                                "--out", "sine-plot.npz", "--plot", "loss.png"])
     start_errors(r, work, first_wave=True)
+    r.start_batch("more-1", {"diverges": ["train", "sine.csv", "--target", "sin_x",
+                                          "--optimizer", "sgd", "--lr", "1e6",
+                                          "--out", "diverged.npz"]})
     for command in HELP:
         r.start(f"help-{command}", [command, "--help"] if command else ["--help"])
     yield r
@@ -453,6 +457,14 @@ def test_patience_stops_early_and_keeps_the_best_epoch(modelled, work):
     assert (work / "noise.npz").exists()
 
 
+def test_a_diverging_run_stops_with_one_line_status_1_and_no_model(runs, work):
+    status, out, err = runs("diverges")
+    assert status == 1
+    assert err.startswith("cbackprop train: training diverged in epoch ")
+    assert len(err.splitlines()) == 1 and "try a smaller lr" in err
+    assert not (work / "diverged.npz").exists()
+
+
 def test_the_datasets_docstring_examples_run():
     import doctest
     assert doctest.testmod(datasets).failed == 0
@@ -504,6 +516,7 @@ ERRORS = {
     "one-label": ["train", "one-label.csv", "--target", "c", "--out", "m.npz"],
     "empty-csv": ["train", "empty.csv", "--target", "c", "--out", "m.npz"],
     "npz-without-X": ["train", "no-x.npz", "--out", "m.npz"],
+    "too-large": ["train", "huge.csv", "--target", "c", "--out", "m.npz"],
     "epochs-zero": ["train", "colours.csv", "--target", "colour", "--epochs", "0",
                     "--out", "m.npz"],
     "epochs-not-int": ["train", "colours.csv", "--target", "colour", "--epochs", "ten",
@@ -569,6 +582,7 @@ ERROR_MESSAGES = {
     "one-label": "the target 'c' has the same label ('x') in every row",
     "empty-csv": "empty.csv is empty",
     "npz-without-X": "no-x.npz has no array 'X' (it has 'features')",
+    "too-large": "the spread of column 'a' overflows float64",
     "epochs-zero": "cbackprop train: error: --epochs must be >= 1, got 0",
     "epochs-not-int": "cbackprop train: error: argument --epochs: invalid int value: 'ten'",
     "negative-lr": "cbackprop train: error: --lr must be a number > 0, got -1.0",
