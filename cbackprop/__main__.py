@@ -127,10 +127,10 @@ def demo(args):
 
     compiled, ref = _samples_per_second(net, X, y, lr, momentum, epochs=10)
     print(f"3. Speed of that training on this machine (online SGD, float64): compiled "
-          f"{compiled:,.0f} samples/s,\n   NumPy reference {ref:,.0f} samples/s "
-          f"({compiled / ref:.0f}x; cbackprop.reference, the same mathematics in plain "
-          f"NumPy);\n   kernels: {kernel_level}. 'cbackprop bench' measures more network "
-          f"sizes.")
+          f"{compiled:,.0f} samples/s,\n   NumPy reference {ref:,.0f} samples/s: "
+          f"{compiled / ref:.0f}x. The reference is cbackprop.reference, the same\n"
+          f"   mathematics in plain NumPy. Kernels: {kernel_level}; 'cbackprop bench' "
+          f"measures more sizes.")
     if args.plot:
         _save_figure(_demo_figure(plt, net, X, y, xor_losses, spiral_losses), args.plot)
         print(f"\nplot: {args.plot} (loss per epoch; the decision regions the network learned)")

@@ -172,12 +172,7 @@ def load_csv(path, target=None, features=None, dtype=np.float64):
     """
     name, header, rows, lines = _read_table(path)
     columns = {c: k for k, c in enumerate(header)}
-    if target is not None and target not in columns:
-        raise ValueError(f"{name} has no column {target!r}{_did_you_mean(target, header)}; "
-                         f"its columns are {_listing(header)}")
-    if features is None:
-        features = [c for c in header if c != target]
-    else:
+    if features is not None:              # named features missing: likely the wrong file
         features = list(features)
         missing = [f for f in features if f not in columns]
         if missing:
@@ -186,6 +181,11 @@ def load_csv(path, target=None, features=None, dtype=np.float64):
                              f"its columns are {_listing(header)}")
         if target is not None and target in features:
             raise ValueError(f"{target!r} cannot be both the target and a feature")
+    if target is not None and target not in columns:
+        raise ValueError(f"{name} has no column {target!r}{_did_you_mean(target, header)}; "
+                         f"its columns are {_listing(header)}")
+    if features is None:
+        features = [c for c in header if c != target]
     if not features:
         raise ValueError(f"{name} has no feature columns besides the target {target!r}")
     X = np.empty((len(rows), len(features)), dtype=dtype)

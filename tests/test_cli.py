@@ -270,7 +270,7 @@ def test_demo_teaches_and_times_both_engines(runs):
     assert match, out
     compiled, plain = (int(g.replace(",", "")) for g in match.groups())
     assert compiled > plain > 0
-    assert f"kernels: {cbackprop.kernel_level}" in out
+    assert f"Kernels: {cbackprop.kernel_level};" in out
 
 
 @needs_matplotlib
