@@ -522,9 +522,9 @@ def evaluate_command(args):
     print("\nconfusion matrix (rows: true label, columns: predicted label)")
     print(" " * (width + 2) + "".join(f"{str(v):>{cells}}" for v in info.labels) +
           f"{'recall':>9}")
-    for name, counts in zip(names, matrix):
-        recall = counts[names.index(name)] / counts.sum() if name in names[:len(info.labels)] \
-            and counts.sum() else None
+    for r, (name, counts) in enumerate(zip(names, matrix)):
+        # rows past the model's labels hold labels it never saw: no recall to give
+        recall = counts[r] / counts.sum() if r < len(info.labels) and counts.sum() else None
         print(f"  {name:<{width}}" + "".join(f"{c:>{cells}d}" for c in counts) +
               (f"{_percent(recall):>9}" if recall is not None else f"{'-':>9}"))
     predicted_totals = matrix.sum(axis=0)
