@@ -23,7 +23,6 @@ from .cli_data import (CommandError, DataInfo, choose_task, confusion, format_va
 from .datasets import two_spirals, xor
 from .network import Network, _write_atomically
 from .optimizers import OPTIMIZERS
-from .train import TrainingDiverged
 
 EXAMPLES = """\
 examples:
@@ -456,6 +455,19 @@ def _write_rows(path, header, rows):
         raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def _outputs(net, info, table):
+    """The network's outputs for the rows of DATA, scaled as in training."""
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            outputs = net.forward(info.scale(table.X))
+    except FloatingPointError:
+        outputs = None
+    if outputs is None or not np.isfinite(outputs).all():
+        raise CommandError(f"{table.path}: the network's outputs overflow for some rows "
+                           f"(values far outside the training data?)")
+    return outputs
+
+
 def predict_command(args):
     net, info = load_model(args.model)
     if args.probabilities and info.task != "classification":
@@ -463,7 +475,7 @@ def predict_command(args):
     if args.out:
         _check_output(args.out, "--out", [args.model, args.data])
     table = read_table(args.data, features=info.feature_names)
-    outputs = net.forward(info.scale(table.X))
+    outputs = _outputs(net, info, table)
     predicted = info.decode(outputs)
     if info.task == "classification":
         header = [info.target]
@@ -498,7 +510,7 @@ def evaluate_command(args):
         example = next(v for v in table.y.tolist() if not is_number(v))
         raise CommandError(f"{target!r} holds text such as {example!r}; this model predicts "
                            f"numbers")
-    outputs = net.forward(info.scale(table.X))
+    outputs = _outputs(net, info, table)
     n = len(table.X)
     print(f"{args.model} on {table.path} ({n} rows): {info.task} of {target!r}")
     if info.task == "regression":
@@ -884,7 +896,7 @@ def main(argv=None):
         return COMMANDS[args.command](args)
     except CommandError as exc:
         command.error(str(exc))
-    except TrainingDiverged as exc:
+    except FloatingPointError as exc:      # TrainingDiverged, or outputs that overflow
         print(f"{command.prog}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

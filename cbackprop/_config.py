@@ -111,10 +111,13 @@ def as_float_array(a, name, dtype):
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not blockwise_all(arr, np.isfinite):
+    with np.errstate(over="ignore", invalid="ignore"):    # reported below, as a ValueError
+        converted = np.ascontiguousarray(arr, dtype=dtype)
+    if not blockwise_all(converted, np.isfinite):
+        if arr.dtype.kind == "f" and blockwise_all(np.ascontiguousarray(arr), np.isfinite):
+            raise ValueError(f"{name} has values beyond the range of {np.dtype(dtype).name}")
         raise ValueError(f"{name} contains NaN or infinity")
-    return arr
+    return converted
 
 
 # Elements per block of a whole-array check: temporaries stay at a few MiB however many
@@ -210,7 +213,8 @@ def check_real(value, name):
 def check_positive_finite(value, name, dtype=np.float64):
     """A real number > 0 that stays finite and > 0 in ``dtype`` (what the kernels compute in)."""
     value = check_real(value, name)
-    in_dtype = np.dtype(dtype).type(value)
+    with np.errstate(over="ignore"):           # too large for dtype: refused just below
+        in_dtype = np.dtype(dtype).type(value)
     if not (math.isfinite(value) and value > 0 and np.isfinite(in_dtype) and in_dtype > 0):
         raise ValueError(f"{name} must be finite and > 0 in {np.dtype(dtype).name}, got {value!r}")
     return value

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._dispatch import backward_kernels as _backward, forward_kernels as _forward
 from .train import train as _train_function
-from ._config import (as_float_array, check_activations, check_dtype, check_loss,
+from ._config import (as_float_array, blockwise_all, check_activations, check_dtype, check_loss,
                       check_sizes, check_X, check_Y, kernel_spec)
 
 FORMAT_VERSION = 2
@@ -260,10 +260,14 @@ class Network:
             Wrong number of features, no samples, NaN or infinity in ``X``.
         TypeError
             Non-numeric ``X``.
+        FloatingPointError
+            The sums overflowed the dtype (inputs or weights near its largest values), so
+            some output is not finite.
         """
         X, single = check_X(X, self.n_inputs, self.dtype)
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         _forward.forward(self._spec, self._params, X, out)
+        _check_finite_result(out, "forward")
         return out[0] if single else out
 
     predict = forward
@@ -288,7 +292,9 @@ class Network:
             ``mean_s J_s`` with ``J = 1/2 ||y - h||^2`` for ``"mse"``.
         """
         X, Y = self._check_data(X, Y)
-        return _forward.loss_sum(self._spec, self._params, X, Y) / X.shape[0]
+        total = _forward.loss_sum(self._spec, self._params, X, Y)
+        _check_finite_result(np.array(total), "loss")
+        return total / X.shape[0]
 
     def gradients(self, X, Y):
         """The gradient of ``loss(X, Y)`` with respect to every weight and bias.
@@ -303,6 +309,7 @@ class Network:
         X, Y = self._check_data(X, Y)
         grad = np.empty_like(self._params)
         _backward.gradients(self._spec, self._params, X, Y, grad)
+        _check_finite_result(grad, "gradients")
         dW, db = self._views(grad)
         return dW, db
 
@@ -394,7 +401,8 @@ class Network:
         required = ("format_version", "sizes", "activations", "loss", "dtype", "params")
         source = path if hasattr(path, "read") else os.fspath(path)
         try:
-            with np.load(source, allow_pickle=False) as data:
+            with np.load(source, allow_pickle=False) as npz:
+                data = _HeaderCheckedNpz(npz, path)
                 missing = [k for k in required if k not in data.files]
                 if missing:
                     raise ValueError(f"{path} is not a cbackprop model: missing {missing}")
@@ -421,11 +429,12 @@ class Network:
                 buffers = {"params": net._params,
                            state_key: net._state[0] if version == 1 else net._state}
                 for name, buffer in buffers.items():
-                    stored = data[name]
-                    if stored.shape != buffer.shape or stored.dtype != buffer.dtype:
+                    shape, dtype = data.header(name)
+                    if shape != buffer.shape or dtype != buffer.dtype:
                         raise ValueError(
-                            f"{path}: {name} has shape {stored.shape} and dtype "
-                            f"{stored.dtype}, expected {buffer.shape} {buffer.dtype}")
+                            f"{path}: {name} has shape {shape} and dtype {dtype}, expected "
+                            f"{buffer.shape} {buffer.dtype}")
+                    stored = data.read(name, buffer.nbytes)
                     buffer[...] = as_float_array(stored, f"{path}: {name}", buffer.dtype)
                 if version == 1:
                     net._optimizer_name = "sgd" if net._state.any() else None
@@ -435,8 +444,11 @@ class Network:
                 if "rng_state" in data.files:
                     state = json.loads(_scalar(data["rng_state"], "U", path, "rng_state"))
                     net._rng.bit_generator.state = state
-        except (OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path} is not a readable cbackprop model file: {exc}") from exc
+        except (OSError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile,
+                RuntimeError, NotImplementedError, RecursionError, MemoryError) as exc:
+            # a damaged or crafted zip (encrypted flags, unknown compression, deep JSON, ...)
+            raise ValueError(f"{path} is not a readable cbackprop model file: "
+                             f"{type(exc).__name__}: {exc}") from exc
         except (ValueError, TypeError) as exc:
             if str(path) in str(exc):
                 raise ValueError(str(exc)) from exc
@@ -505,6 +517,13 @@ def _umask():
     return mask
 
 
+def _check_finite_result(result, name):
+    if not blockwise_all(result, np.isfinite):
+        raise FloatingPointError(
+            f"{name}: the result overflowed (it is not finite); the inputs or the weights "
+            f"are too large for the network's dtype")
+
+
 def _method_signature(function):
     """``function``'s signature with its first parameter renamed ``self``."""
     signature = inspect.signature(function)
@@ -514,6 +533,41 @@ def _method_signature(function):
 
 Network.train.__signature__ = _method_signature(_train_function)
 Network.train.__doc__ = _train_function.__doc__.replace("Train ``net``", "Train the network", 1)
+
+
+class _HeaderCheckedNpz:
+    """An opened .npz whose arrays are read only after their headers have been checked, so a
+    file claiming a huge shape is refused before anything is allocated."""
+
+    SMALL = 1 << 20        # bytes: every array but the parameters is configuration
+
+    def __init__(self, npz, path):
+        self.npz, self.path, self.files = npz, path, npz.files
+
+    def header(self, name):
+        """(shape, dtype) from the member's .npy header, without reading its data."""
+        with self.npz.zip.open(name + ".npy") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"{self.path}: {name} has .npy format {version}")
+        if dtype.hasobject:
+            raise ValueError(f"{self.path}: {name} holds Python objects (a pickle), which a "
+                             f"cbackprop model never does; it is not read")
+        return shape, dtype
+
+    def read(self, name, max_bytes=SMALL):
+        shape, dtype = self.header(name)
+        if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > max_bytes:
+            raise ValueError(f"{self.path}: {name} claims shape {shape} of {dtype}, larger "
+                             f"than a model's {name} can be")
+        return self.npz[name]
+
+    def __getitem__(self, name):
+        return self.read(name)
 
 
 def _from_npz_bytes(data, seed=None):

@@ -30,7 +30,8 @@ KIND_CODES = {"sgd": 0, "adam": 1, "rprop": 2}
 def _in_range(value, name, low, high, low_open=False, high_open=True, dtype=np.float64):
     """A real in [low, high) (bounds as flagged), checked in the kernels' dtype as well."""
     value = check_real(value, name)
-    cast = float(np.dtype(dtype).type(value))
+    with np.errstate(over="ignore"):           # too large for dtype: refused just below
+        cast = float(np.dtype(dtype).type(value))
     ok = math.isfinite(value) and math.isfinite(cast)
     for v in (value, cast):
         ok = ok and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)

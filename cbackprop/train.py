@@ -491,6 +491,7 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
     n = X.shape[0]
     batch_size = n if rprop else min(batch_size, n)   # a batch larger than the data is all
     mode = score_mode(net, Y)
+    at_call, rng_at_call = _snapshot(net), net._rng.bit_generator.state
     fresh = net._optimizer_name != opt.name
     if epochs and not rprop:
         # the first epoch's lr, checked before the network changes (later ones as they come)
@@ -533,10 +534,18 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
         for epoch in range(epochs):
             epoch_lr = None
             if not rprop:
-                epoch_lr = schedule.lr(base_lr, net._epochs, net._schedule_state)
-                if epoch_lr != hyper_lr:           # (most schedules keep it for many epochs)
-                    epoch_lr = check_positive_finite(epoch_lr, "the scheduled lr", dtype)
-                    hyper, hyper_lr = opt.hyper(epoch_lr, l2), epoch_lr
+                try:
+                    epoch_lr = schedule.lr(base_lr, net._epochs, net._schedule_state)
+                    if epoch_lr != hyper_lr:       # (most schedules keep it for many epochs)
+                        epoch_lr = check_positive_finite(epoch_lr, "the scheduled lr", dtype)
+                        hyper, hyper_lr = opt.hyper(epoch_lr, l2), epoch_lr
+                except (ValueError, TypeError) as exc:
+                    # a bad setting found late still changes nothing: back to the call's start
+                    _restore(net, at_call)
+                    net._rng.bit_generator.state = rng_at_call
+                    progress.close()
+                    raise type(exc)(f"{exc} (epoch {epoch + 1}); the network was restored to "
+                                    f"its state before this call") from exc
             snap = _snapshot(net)
             penalty = _l2_penalty(net, l2)
             order = sequential_order
@@ -591,6 +600,14 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
             mean_loss = total / n + penalty
             if not (math.isfinite(mean_loss) and np.isfinite(net._params).all()):
                 diverged(epoch, mean_loss, snap)
+            monitored, val_accuracy = mean_loss, None
+            if Xv is not None:
+                try:
+                    monitored = net.loss(Xv, Yv)
+                    if mode != SCORE_NONE:
+                        val_accuracy = accuracy(net, Xv, Yv, mode)
+                except FloatingPointError:           # finite weights, overflowing outputs
+                    diverged(epoch, "infinite on the validation data", snap)
             net._epochs += 1
             history.loss.append(mean_loss)
             if mode != SCORE_NONE:
@@ -599,12 +616,10 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
                 history.lr.append(epoch_lr)
             history.epoch_time.append(seconds)
             history.samples_per_second.append(n / seconds if seconds > 0 else math.inf)
-            monitored = mean_loss
             if Xv is not None:
-                monitored = net.loss(Xv, Yv)
                 history.val_loss.append(monitored)
-                if mode != SCORE_NONE:
-                    history.val_accuracy.append(accuracy(net, Xv, Yv, mode))
+                if val_accuracy is not None:
+                    history.val_accuracy.append(val_accuracy)
             schedule.observe(net._schedule_state, monitored)
             if verbose:
                 progress_line = history.epoch_line(epoch, epochs)

@@ -29,7 +29,7 @@ def test_load_refuses_pickles(tmp_path):
              activations=np.array(["sigmoid"]), loss=np.array("mse"),
              dtype=np.array("float64"), params=np.array([{"x": 1}], dtype=object),
              velocity=np.zeros(2))
-    with pytest.raises(ValueError, match="cbackprop model"):
+    with pytest.raises(ValueError, match="pickle"):
         cbackprop.load(path)
 
 
