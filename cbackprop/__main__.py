@@ -460,6 +460,9 @@ def _outputs(net, info, table):
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             outputs = net.forward(info.scale(table.X))
+    except ValueError as exc:              # e.g. scaled values beyond float32's range
+        raise CommandError(f"{table.path}: {' '.join(str(exc).split())} once standardised "
+                           f"as in training") from None
     except FloatingPointError:
         outputs = None
     if outputs is None or not np.isfinite(outputs).all():

@@ -165,6 +165,7 @@ def work(tmp_path_factory):
     datasets.save_csv(d / "noise.csv", rng.normal(size=(200, 5)),
                       rng.choice(["heads", "tails"], 200), target="coin")
     write_text(d / "huge.csv", "a,b,c\n1e300,1,x\n-1e300,2,y\n1e300,3,x\n")
+    write_text(d / "far.csv", "x1,x2\n1,2\n1e308,-1e308\n")
     write_text(d / "empty.csv", "")
     write_text(d / "sine-text.csv", "x,label\n0.5,red\n1.5,blue\n")
     write_text(d / "notes.txt", "this is not a model\n")
@@ -200,6 +201,7 @@ def runs(work):
     r.start("demo-short", ["demo", "--epochs", "100"])
     r.start("bench", ["bench", "--seconds", "0.3"])
     r.start("train-npz", ["train", "spirals.npz", "--layers", "8", "--epochs", "5",
+                          "--activation", "relu",
                           "--validation-split", "0", "--optimizer", "rprop", "--dtype",
                           "float32", "--out", "spirals-model.npz"])
     if HAVE_MATPLOTLIB:
@@ -219,7 +221,7 @@ def runs(work):
 @pytest.fixture(scope="module")
 def modelled(runs):
     """Second wave: predict and evaluate with the models the first wave trained."""
-    for name in ("train-colours", "train-sine"):
+    for name in ("train-colours", "train-sine", "train-npz"):
         status, out, err = runs(name)
         assert status == 0, err
     r = Runs(runs.workdir)
@@ -559,6 +561,7 @@ ERRORS = {
     "model:text-target-for-regressor": ["evaluate", "sine.npz", "sine-text.csv", "--target",
                                         "label"],
     "model:predict-out-over-model": ["predict", "sine.npz", "sine.csv", "--out", "sine.npz"],
+    "model:outputs-overflow": ["predict", "spirals-model.npz", "far.csv"],
 }
 
 # Each run in a process of its own, as a person would start it (the others share one
@@ -613,6 +616,8 @@ ERROR_MESSAGES = {
     "model:text-target-for-regressor": "'label' holds text such as 'red'; this model predicts "
                                        "numbers",
     "model:predict-out-over-model": "--out sine.npz would overwrite the input sine.npz",
+    "model:outputs-overflow": "far.csv: X has values beyond the range of float32 once "
+                              "standardised as in training",
 }
 
 
