@@ -99,10 +99,11 @@ def _message(exc, path):
 def _read_npz(path, target, features, drop, need_target):
     key = "y" if target is None else target
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise CommandError(f"{path} holds a single array; give an .npz with arrays "
-                                   f"X and y (numpy.savez(path, X=X, y=y))")
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise CommandError(f"{path} holds a single array (.npy); give an .npz with "
+                               f"arrays X and y (numpy.savez(path, X=X, y=y))")
+        with data:
             files = list(data.files)
             if "X" not in files:
                 raise CommandError(f"{path} has no array 'X' (it has "
@@ -124,7 +125,10 @@ def _read_npz(path, target, features, drop, need_target):
         row, column = np.argwhere(bad)[0]
         raise CommandError(f"{path}: X[{row}, {column}] is {X[row, column]}, not a finite "
                            f"number")
-    if names is None and features is not None and len(features) == X.shape[1]:
+    if names is None and features is not None:
+        if len(features) != X.shape[1]:
+            raise CommandError(f"{path}: X has {X.shape[1]} columns and no feature_names; "
+                               f"the model takes {len(features)} ({', '.join(features)})")
         names = list(features)       # unnamed columns, as many as asked for: by position
     elif names is None:
         names = [f"x{k + 1}" for k in range(X.shape[1])]

@@ -170,6 +170,9 @@ def work(tmp_path_factory):
     write_text(d / "sine-text.csv", "x,label\n0.5,red\n1.5,blue\n")
     write_text(d / "notes.txt", "this is not a model\n")
     np.savez(d / "no-x.npz", features=np.ones((3, 2)))
+    np.save(d / "one-array.npy", np.ones(3))
+    os.rename(d / "one-array.npy", d / "one-array.npz")      # a .npy named .npz
+    np.savez(d / "three-columns.npz", X=np.ones((4, 3)))
     (d / "nomatplotlib").mkdir()
     write_text(d / "nomatplotlib" / "matplotlib.py", FAKE_MATPLOTLIB)
     return d
@@ -519,6 +522,7 @@ ERRORS = {
     "empty-csv": ["train", "empty.csv", "--target", "c", "--out", "m.npz"],
     "npz-without-X": ["train", "no-x.npz", "--out", "m.npz"],
     "too-large": ["train", "huge.csv", "--target", "c", "--out", "m.npz"],
+    "npy-as-npz": ["train", "one-array.npz", "--out", "m.npz"],
     "epochs-zero": ["train", "colours.csv", "--target", "colour", "--epochs", "0",
                     "--out", "m.npz"],
     "epochs-not-int": ["train", "colours.csv", "--target", "colour", "--epochs", "ten",
@@ -562,6 +566,7 @@ ERRORS = {
                                         "label"],
     "model:predict-out-over-model": ["predict", "sine.npz", "sine.csv", "--out", "sine.npz"],
     "model:outputs-overflow": ["predict", "spirals-model.npz", "far.csv"],
+    "model:unnamed-columns": ["predict", "spirals-model.npz", "three-columns.npz"],
 }
 
 # Each run in a process of its own, as a person would start it (the others share one
@@ -586,6 +591,7 @@ ERROR_MESSAGES = {
     "empty-csv": "empty.csv is empty",
     "npz-without-X": "no-x.npz has no array 'X' (it has 'features')",
     "too-large": "the spread of column 'a' overflows float64",
+    "npy-as-npz": "one-array.npz holds a single array (.npy); give an .npz with arrays X and y",
     "epochs-zero": "cbackprop train: error: --epochs must be >= 1, got 0",
     "epochs-not-int": "cbackprop train: error: argument --epochs: invalid int value: 'ten'",
     "negative-lr": "cbackprop train: error: --lr must be a number > 0, got -1.0",
@@ -616,6 +622,8 @@ ERROR_MESSAGES = {
     "model:text-target-for-regressor": "'label' holds text such as 'red'; this model predicts "
                                        "numbers",
     "model:predict-out-over-model": "--out sine.npz would overwrite the input sine.npz",
+    "model:unnamed-columns": "three-columns.npz: X has 3 columns and no feature_names; the "
+                             "model takes 2 (x1, x2)",
     "model:outputs-overflow": "far.csv: X has values beyond the range of float32 once "
                               "standardised as in training",
 }
