@@ -361,7 +361,7 @@ def _listing(names, limit=12):
 
 
 def _did_you_mean(wanted, header):
-    close = difflib.get_close_matches(wanted, header, n=1) or \
-        [c for c in header if c.lower() == str(wanted).lower()]
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    close = [c for c in header if c.lower() == str(wanted).lower()] or \
+        difflib.get_close_matches(wanted, header, n=3)
+    return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
 
