@@ -400,6 +400,10 @@ class Network:
         """Read a network written by :meth:`save`; see :func:`cbackprop.load`."""
         required = ("format_version", "sizes", "activations", "loss", "dtype", "params")
         source = path if hasattr(path, "read") else os.fspath(path)
+        if not hasattr(path, "read") and os.path.isfile(source) and \
+                not zipfile.is_zipfile(source):
+            # np.load would call a text file "pickled data" and suggest allow_pickle=True
+            raise ValueError(f"{path} is not a cbackprop model file: not an .npz archive")
         try:
             with np.load(source, allow_pickle=False) as npz:
                 data = _HeaderCheckedNpz(npz, path)
