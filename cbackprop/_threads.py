@@ -4,12 +4,18 @@ Mini-batch training calls BLAS gemm once per layer and direction for every batch
 splits a gemm over its threads once it has more than about 2^18 multiply-adds, which for the
 small matrices of a small network costs more in synchronisation than it gains, and two
 trainings running in two Python threads (a grid search with a threading backend, a
-ThreadPoolExecutor) would each start their own BLAS threads on the same cores.
+ThreadPoolExecutor) would each use BLAS's threads on the same cores.
 
-So while a training runs, BLAS keeps one thread if the network's largest gemm per batch is
-small (below SMALL_GEMM multiply-adds) or if another training is running in this process;
-the previous setting comes back when the last training ends. Large networks trained alone
-keep BLAS's own threads (2 threads train the 784-512-512-10 network 1.6 times as fast as 1).
+So when a training's largest gemm per batch is small (below SMALL_GEMM multiply-adds), or
+another training is running in this process, BLAS is set to one thread (threadpoolctl) and
+left there: it is not raised again when the training ends. Measured on the 2-core machine
+(2026-11-23): restoring two threads after each training, then training two networks in two
+threads, made each training 50-100 times slower (0.1 s became 8-10 s), because OpenBLAS's
+re-woken worker threads spin on the cores the trainings need; held at one thread, the two
+trainings ran in 0.11 s together against 0.18 s one after the other. Large networks trained
+alone, in a process that has not trained a small one, keep BLAS's own threads (two threads
+train the 784-512-512-10 network 1.6 times as fast as one on a quiet machine). Call
+``threadpoolctl.threadpool_limits(n)`` to choose another count; cbackprop lowers it only.
 """
 
 import threading
@@ -24,7 +30,6 @@ SMALL_GEMM = 4_000_000
 
 _lock = threading.Lock()
 _active = 0            # trainings running now
-_limited = None        # threadpoolctl's restore handle while BLAS is held at one thread
 _controller = None
 
 
@@ -33,6 +38,12 @@ def _blas():
     if _controller is None and ThreadpoolController is not None:
         _controller = ThreadpoolController().select(user_api="blas")
     return _controller
+
+
+def _hold_one_thread():
+    blas = _blas()
+    if blas is not None and any(lib.num_threads > 1 for lib in blas.lib_controllers):
+        blas.limit(limits=1)
 
 
 class training_threads:
@@ -45,22 +56,18 @@ class training_threads:
         self.small = macs < SMALL_GEMM
 
     def __enter__(self):
-        global _active, _limited
+        global _active
         if not self.uses_blas:
             return self
         with _lock:
             _active += 1
-            if (self.small or _active > 1) and _limited is None and _blas() is not None:
-                _limited = _blas().limit(limits=1)
+            if self.small or _active > 1:
+                _hold_one_thread()
         return self
 
     def __exit__(self, *exc):
-        global _active, _limited
-        if not self.uses_blas:
-            return False
-        with _lock:
-            _active -= 1
-            if _active == 0 and _limited is not None:
-                _limited.restore_original_limits()
-                _limited = None
+        global _active
+        if self.uses_blas:
+            with _lock:
+                _active -= 1
         return False
