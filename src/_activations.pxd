@@ -200,7 +200,7 @@ cdef inline void activate(int code, floating* z, Py_ssize_t n) noexcept nogil:
         zmax = _max(z, n)
         total = 0
         for j in range(n):
-            z[j] = _exp(z[j] - zmax)
+            z[j] = exp_nonpositive(z[j] - zmax)     # vectorised: every exponent is <= 0
             total += z[j]
         for j in range(n):
             z[j] = z[j] / total
@@ -239,7 +239,7 @@ cdef inline floating sample_loss(int loss, int code, const floating* h, const fl
         zmax = _max(z, n)
         lse = 0
         for j in range(n):
-            lse += _exp(z[j] - zmax)
+            lse += exp_nonpositive(z[j] - zmax)
         lse = zmax + _log(lse)
         for j in range(n):
             if y[j] != 0:

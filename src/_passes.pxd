@@ -204,12 +204,14 @@ cdef inline void backward_block(const Layout* net, floating* params, const float
                 mul_derivative(<int> net.codes[layer - 1], H_in + r * n_in, D_in + r * n_in, n_in)
         gemm(c'T', c'N', <int> n_out, <int> n_in, m, alpha, D_out, <int> n_out,
              H_in, <int> n_in, beta, target + w_off, <int> n_in)
+        # target_b := alpha * sum_rows D + beta * target_b, row by row so the inner loop is
+        # contiguous and vectorises (beta = 0 never reads target_b, which may be uninitialised)
         tb = target + b_off
         for i in range(n_out):
-            total = 0
-            for r in range(m):
-                total += D_out[r * n_out + i]
-            tb[i] = alpha * total + beta * tb[i]
+            tb[i] = 0 if beta == 0 else beta * tb[i]
+        for r in range(m):
+            for i in range(n_out):
+                tb[i] += alpha * D_out[r * n_out + i]
         if add_target:
             for j in range(n_out * n_in):
                 params[w_off + j] += target[w_off + j]
