@@ -295,15 +295,14 @@ def explain(net, x, y, layer, i, j=None, eps=None):
         parameter, latex_parameter = f"b_{i}^({layer})", f"b_{{{i}}}^{{({layer})}}"
         factors.append(Factor(_d(zi, parameter, False), "1", 1.0,
                               _d(zi_tex, latex_parameter, True), "1"))
-        flat = net._spec[2 + 3 * n_layers + 1:][:n_layers][layer - 1] + i - 1
+        flat = net._offsets()[1][layer - 1] + i - 1
     else:
         parameter, latex_parameter = _wsym(i, j, layer, False), _wsym(i, j, layer, True)
         hj, hj_tex = _sym("h", j, layer, False), _sym("h", j, layer, True)
         factors.append(Factor(_d(zi, parameter, False), hj, float(hs[layer - 1][j - 1]),
                               _d(zi_tex, latex_parameter, True), hj_tex,
                               note=f"z^({L}) = W^({layer}) h^({layer}) + b^({layer})"))
-        w_off = net._spec[2 + 2 * n_layers + 1:][:n_layers][layer - 1]
-        flat = w_off + (i - 1) * net.sizes[layer - 1] + (j - 1)
+        flat = net._offsets()[0][layer - 1] + (i - 1) * net.sizes[layer - 1] + (j - 1)
     product = 1.0
     for f in factors:
         product *= f.value
@@ -476,13 +475,12 @@ def gradcheck(net, X, Y, eps=None, max_parameters=2000, tolerance=None, seed=0):
     n = X.shape[0]
     rng = np.random.default_rng(seed)
     n_layers = len(net.sizes) - 1
-    w_off = net._spec[2 + 2 * n_layers + 1:][:n_layers]
-    b_off = net._spec[2 + 3 * n_layers + 1:][:n_layers]
+    w_off, b_off = net._offsets()
     total = net._params.size
     blocks = []                                   # (layer, "W"/"b", start, length)
     for layer in range(n_layers):
-        blocks.append((layer, "W", int(w_off[layer]), int(b_off[layer] - w_off[layer])))
-        blocks.append((layer, "b", int(b_off[layer]), net.sizes[layer + 1]))
+        blocks.append((layer, "W", w_off[layer], b_off[layer] - w_off[layer]))
+        blocks.append((layer, "b", b_off[layer], net.sizes[layer + 1]))
     layer_errors = [{"W": 0.0, "b": 0.0} for _ in range(n_layers)]
     checked, used_eps = 0, []
     params = net._params.copy()

@@ -158,11 +158,18 @@ class Network:
         np.savez(buffer, **self._arrays())
         return (_from_npz_bytes, (buffer.getvalue(), self.seed))
 
-    def _views(self, buffer):
-        """Per-layer (W, b) views into a flat buffer laid out like the parameters."""
+    def _offsets(self):
+        """(w_off, b_off): where each layer's W and b start in the flat parameter buffer,
+        read from the kernels' spec (see src/_passes.pxd)."""
         n_layers = len(self._sizes) - 1
         w_off = self._spec[2 + 2 * n_layers + 1:][:n_layers]
         b_off = self._spec[2 + 3 * n_layers + 1:][:n_layers]
+        return [int(v) for v in w_off], [int(v) for v in b_off]
+
+    def _views(self, buffer):
+        """Per-layer (W, b) views into a flat buffer laid out like the parameters."""
+        n_layers = len(self._sizes) - 1
+        w_off, b_off = self._offsets()
         weights, biases = [], []
         for layer in range(n_layers):
             n_in, n_out = self._sizes[layer], self._sizes[layer + 1]

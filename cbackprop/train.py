@@ -17,7 +17,7 @@ import numpy as np
 
 from ._dispatch import backward_kernels as _backward, train_kernels as _train
 from ._threads import training_threads
-from ._config import check_int, check_positive_finite, check_real
+from ._config import check_int, check_positive_finite
 from .optimizers import Rprop, make_optimizer, make_schedule, _in_range
 
 # How long one compiled call may run before Python looks at signals and progress again.
