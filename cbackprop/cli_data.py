@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .datasets import load_csv
-from .network import _write_atomically, load
+from .network import _HeaderCheckedNpz, _write_atomically, load
 
 TASKS = ("classification", "regression")
 METADATA_FORMAT = 1
@@ -333,31 +333,17 @@ def load_model(path):
                 f"its data (column names, scaling, labels) that `cbackprop train` stores; "
                 f"predict and evaluate need a model written by `cbackprop train`")
         try:
-            n_in = net.sizes[0]
-            meta = json.loads(str(_read_small(data, "cli_metadata", 1 << 24)[()]))
-            mean = _read_small(data, "cli_feature_mean", 8 * n_in)
-            std = _read_small(data, "cli_feature_std", 8 * n_in)
+            # headers first: a file claiming a huge shape is refused before allocating
+            checked, n_in = _HeaderCheckedNpz(data, path), net.sizes[0]
+            meta = json.loads(str(checked.read("cli_metadata", 1 << 24)[()]))
+            mean = checked.read("cli_feature_mean", 8 * n_in)
+            std = checked.read("cli_feature_std", 8 * n_in)
         except (KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile) as exc:
             raise CommandError(f"{path}: unreadable data description ({exc})") from None
     try:
         return net, _check_info(meta, mean, std, net)
     except (KeyError, TypeError, ValueError) as exc:
         raise CommandError(f"{path}: invalid data description: {exc}") from None
-
-
-def _read_small(npz, name, max_bytes):
-    """``npz[name]`` once its .npy header shows no more than ``max_bytes`` of plain data: a
-    damaged or hostile file claiming a huge shape is refused before anything is allocated."""
-    with npz.zip.open(name + ".npy") as f:
-        version = np.lib.format.read_magic(f)
-        if version not in ((1, 0), (2, 0)):
-            raise ValueError(f"{name} has .npy format {version}")
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        shape, _, dtype = read_header(f)
-    if dtype.hasobject or math.prod(shape) * dtype.itemsize > max_bytes:
-        raise ValueError(f"{name} holds {dtype} of shape {shape}, not a data description")
-    return npz[name]
 
 
 def _check_info(meta, mean, std, net):
