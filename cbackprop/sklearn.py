@@ -49,6 +49,7 @@ except ImportError as exc:   # pragma: no cover - exercised only without scikit-
 
 from .network import Network
 from .optimizers import SGD, Adam, Rprop
+from .train import SCORE_ARGMAX, SCORE_THRESHOLD, accuracy
 
 # scikit-learn's activation names -> cbackprop's
 ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
@@ -221,7 +222,7 @@ class _BaseMLP(BaseEstimator):
                 self.best_loss_ = min(self.best_loss_, history.loss[-1])
                 return False
             if early_stopping:
-                score = self._validation_score(X_val, Y_val, sw_val)
+                score = self._score_encoded(X_val, Y_val, sw_val)
                 self.validation_scores_.append(score)
                 if score < self.best_validation_score_ + self.tol:
                     self._no_improvement += 1
@@ -269,9 +270,6 @@ class _BaseMLP(BaseEstimator):
                           "reached and the optimization hasn't converged yet.",
                           ConvergenceWarning)
         return self
-
-    def _validation_score(self, X, Y, sample_weight):
-        return self._score_encoded(X, Y, sample_weight)
 
     # -- scikit-learn's fitted attributes ---------------------------------------------------
 
@@ -468,12 +466,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._label_binarizer.inverse_transform(h, threshold=0.5)
 
     def _score_encoded(self, X, Y, sample_weight):
-        h = self.network_.forward(X)
-        if self._label_type == "multiclass":
-            right = np.argmax(h, axis=1) == np.argmax(Y, axis=1)
-        else:
-            right = ((h > 0.5) == (Y > 0.5)).all(axis=1)
-        return float(np.average(right, weights=sample_weight))
+        mode = SCORE_ARGMAX if self._label_type == "multiclass" else SCORE_THRESHOLD
+        return accuracy(self.network_, X, Y, mode, sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -198,12 +198,15 @@ def score_mode(net, Y):
     return SCORE_THRESHOLD if out == "sigmoid" else SCORE_NONE
 
 
-def accuracy(net, X, Y, mode):
-    """Fraction of the rows of X that ``net`` classifies as Y says (see score_mode)."""
+def accuracy(net, X, Y, mode, sample_weight=None):
+    """Fraction (weighted by ``sample_weight`` if given) of the rows of X that ``net``
+    classifies as Y says (see score_mode)."""
     h = net.forward(X)
     if mode == SCORE_ARGMAX:
-        return float(np.mean(h.argmax(axis=1) == Y.argmax(axis=1)))
-    return float(np.mean(((h > 0.5) == (Y > 0.5)).all(axis=1)))
+        right = h.argmax(axis=1) == Y.argmax(axis=1)
+    else:
+        right = ((h > 0.5) == (Y > 0.5)).all(axis=1)
+    return float(np.average(right, weights=sample_weight))
 
 
 class _Progress:
