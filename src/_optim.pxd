@@ -84,8 +84,11 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
 
 
 cdef inline void apply_update(const Step* st, floating* w, const floating* g, floating* s0,
-                              floating* s1, Py_ssize_t n, bint is_weight) noexcept nogil:
-    """w := rule(w, g + l2 w) elementwise over n parameters (l2 and decay on weights only)."""
+                              floating* s1, Py_ssize_t n, bint is_weight,
+                              floating scale) noexcept nogil:
+    """w := rule(w, scale g + l2 w) elementwise over n parameters (l2 and decay on weights
+    only). scale = 1 for a gradient buffer; in online training g is the row's input h and
+    scale its delta, so the row's gradient d h is never stored."""
     cdef Py_ssize_t j
     cdef floating eta = <floating> st.lr, mu = <floating> st.momentum
     cdef floating l2 = <floating> st.l2 if is_weight else 0
@@ -99,27 +102,27 @@ cdef inline void apply_update(const Step* st, floating* w, const floating* g, fl
     if st.kind == SGD:
         if mu == 0:
             for j in range(n):
-                w[j] = w[j] - eta * (g[j] + l2 * w[j])
+                w[j] = w[j] - eta * (scale * g[j] + l2 * w[j])
         elif st.nesterov:
             for j in range(n):
-                gj = g[j] + l2 * w[j]
+                gj = scale * g[j] + l2 * w[j]
                 v = mu * s0[j] - eta * gj
                 s0[j] = v
                 w[j] = w[j] + (mu * v - eta * gj)
         else:
             for j in range(n):
-                v = mu * s0[j] - eta * (g[j] + l2 * w[j])
+                v = mu * s0[j] - eta * (scale * g[j] + l2 * w[j])
                 s0[j] = v
                 w[j] = w[j] + v
     elif st.kind == ADAM:
         for j in range(n):
-            gj = g[j] + l2 * w[j]
+            gj = scale * g[j] + l2 * w[j]
             s0[j] = b1 * s0[j] + one_b1 * gj
             s1[j] = b2 * s1[j] + one_b2 * (gj * gj)
             w[j] = w[j] * decay - c1 * s0[j] / (_sqrt(s1[j]) * c2 + eps)
     else:
         for j in range(n):
-            gj = g[j] + l2 * w[j]
+            gj = scale * g[j] + l2 * w[j]
             delta = s1[j]
             if s0[j] * gj > 0:
                 delta = min(delta * inc, dmax)
@@ -140,38 +143,12 @@ cdef inline void update_row(const Step* st, floating* w, floating* s0, floating*
     """One online step on row i of W^(layer), whose gradient is g_j = d h_j (+ l2 w_j).
 
     d = delta_i^(layer+1), h = h^(layer). When d_in is not NULL, first d_in_j += w_ij d with
-    the old w_ij (the back-propagated sum for delta^(layer)). Plain SGD without L2 does not
-    come here: _train.pyx fuses its two operations into one pass over the row.
+    the old w_ij (the back-propagated sum for delta^(layer)), then the rule runs over the row
+    while it is in cache. Plain SGD without L2 does not come here: _train.pyx fuses its two
+    operations into one pass over the row.
     """
     cdef Py_ssize_t j
-    cdef floating eta = <floating> st.lr, mu = <floating> st.momentum
-    cdef floating l2 = <floating> st.l2
-    cdef floating gj, v
-    cdef floating b1 = <floating> st.beta1, b2 = <floating> st.beta2
-    cdef floating one_b1 = <floating> (1.0 - st.beta1), one_b2 = <floating> (1.0 - st.beta2)
-    cdef floating c1 = <floating> st.c1, c2 = <floating> st.c2, eps = <floating> st.eps
-    cdef floating decay = <floating> st.decay
     if d_in != NULL:
         for j in range(n):
             d_in[j] += w[j] * d
-    if st.kind == SGD:
-        if mu == 0:
-            for j in range(n):
-                w[j] = w[j] - eta * (d * h[j] + l2 * w[j])
-        elif st.nesterov:
-            for j in range(n):
-                gj = d * h[j] + l2 * w[j]
-                v = mu * s0[j] - eta * gj
-                s0[j] = v
-                w[j] = w[j] + (mu * v - eta * gj)
-        else:
-            for j in range(n):
-                v = mu * s0[j] - eta * (d * h[j] + l2 * w[j])
-                s0[j] = v
-                w[j] = w[j] + v
-    else:   # ADAM (RPROP never runs online)
-        for j in range(n):
-            gj = d * h[j] + l2 * w[j]
-            s0[j] = b1 * s0[j] + one_b1 * gj
-            s1[j] = b2 * s1[j] + one_b2 * (gj * gj)
-            w[j] = w[j] * decay - c1 * s0[j] / (_sqrt(s1[j]) * c2 + eps)
+    apply_update(st, w, h, s0, s1, n, True, d)

@@ -93,7 +93,7 @@ cdef inline floating online_step(const Layout* net, const Step* st, floating* pa
                 update_row(st, params + w_off + i * n_in, s0 + w_off + i * n_in,
                            s1 + w_off + i * n_in, h_in, d_i, n_in, d_in)
                 apply_update(st, params + b_off + i, &d_i, s0 + b_off + i,
-                             s1 + b_off + i, 1, False)
+                             s1 + b_off + i, 1, False, 1)
         if d_in != NULL:
             mul_derivative(<int> net.codes[layer - 1], h_in, d_in, n_in)
     return J
@@ -108,8 +108,8 @@ cdef inline void update_all(const Layout* net, const Step* st, floating* params,
         b_off = net.b_off[layer]
         n_b = net.sizes[layer + 1]
         n_w = n_b * net.sizes[layer]
-        apply_update(st, params + w_off, grad + w_off, s0 + w_off, s1 + w_off, n_w, True)
-        apply_update(st, params + b_off, grad + b_off, s0 + b_off, s1 + b_off, n_b, False)
+        apply_update(st, params + w_off, grad + w_off, s0 + w_off, s1 + w_off, n_w, True, 1)
+        apply_update(st, params + b_off, grad + b_off, s0 + b_off, s1 + b_off, n_b, False, 1)
 
 
 cdef inline Py_ssize_t _largest_batch(Py_ssize_t batch_size, Py_ssize_t n) noexcept nogil:
