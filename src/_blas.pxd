@@ -34,3 +34,36 @@ cdef inline floating dot(const floating* x, const floating* y, Py_ssize_t n) noe
     for j in range(n):
         total += x[j] * y[j]
     return total
+
+
+cdef inline void matvec(const floating* W, const floating* x, const floating* b,
+                        floating* z, Py_ssize_t n_out, Py_ssize_t n_in) noexcept nogil:
+    """z := W x + b for a row-major (n_out, n_in) W.
+
+    Four rows at a time, each with its own sum: one sum per row is a chain of dependent
+    additions that runs at the adder's latency, four independent ones keep it busy (gcc does not
+    split a reduction into several accumulators by itself; D 64-30-10 online SGD, float64, went
+    from 1.7M to ... samples/s). x is read once per four rows.
+    """
+    cdef Py_ssize_t i = 0, j
+    cdef floating a0, a1, a2, a3
+    cdef const floating* w0
+    while i + 4 <= n_out:
+        w0 = W + i * n_in
+        a0 = 0
+        a1 = 0
+        a2 = 0
+        a3 = 0
+        for j in range(n_in):
+            a0 += w0[j] * x[j]
+            a1 += w0[n_in + j] * x[j]
+            a2 += w0[2 * n_in + j] * x[j]
+            a3 += w0[3 * n_in + j] * x[j]
+        z[i] = a0 + b[i]
+        z[i + 1] = a1 + b[i + 1]
+        z[i + 2] = a2 + b[i + 2]
+        z[i + 3] = a3 + b[i + 3]
+        i += 4
+    while i < n_out:
+        z[i] = dot(W + i * n_in, x, n_in) + b[i]
+        i += 1

@@ -17,7 +17,7 @@
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from _blas cimport gemm, dot
+from _blas cimport gemm, dot, matvec
 from _activations cimport activate, mul_derivative, output_delta, sample_loss
 
 
@@ -54,10 +54,13 @@ cdef inline Layout make_layout(const Py_ssize_t* spec) noexcept nogil:
 
 
 cdef inline void forward_sample(const Layout* net, const floating* params,
-                                const floating* x, floating* h, floating* z_out) noexcept nogil:
+                                const floating* x, floating* h, floating* z_out,
+                                bint z1_ready=False) noexcept nogil:
     """Forward pass for one sample: h^(layer+1) = f(W^(layer) h^(layer) + b^(layer)).
 
     x: IN (n_in,); h: OUT (n_units,) every layer's outputs; z_out: OUT (n_out,) z^(nl).
+    z1_ready: h's first layer already holds z^(2) = W^(1) x + b^(1) (online SGD computes it
+    while it updates W^(1) for the previous sample), so only f is applied there.
     """
     cdef Py_ssize_t layer, i, n_in, n_out
     cdef const floating* h_in = x
@@ -71,8 +74,8 @@ cdef inline void forward_sample(const Layout* net, const floating* params,
         b = params + net.b_off[layer]
         h_out = h + net.unit_off[layer]
         # z_i = sum_j w_ij h_j + b_i: one contiguous row of W per unit i
-        for i in range(n_out):
-            h_out[i] = dot(W + i * n_in, h_in, n_in) + b[i]
+        if layer > 0 or not z1_ready:
+            matvec(W, h_in, b, h_out, n_out, n_in)
         if layer == net.n_layers - 1:
             memcpy(z_out, h_out, n_out * sizeof(floating))
         activate(<int> net.codes[layer], h_out, n_out)

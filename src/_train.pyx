@@ -21,20 +21,49 @@ from libc.string cimport memcpy, memset
 from _activations cimport mul_derivative, output_delta, sample_loss
 from _optim cimport (Step, make_step, apply_update, update_row, SGD, ADAM, RPROP,
                      H_KIND, H_LR, H_MOMENTUM, N_HYPER)
+from _blas cimport matvec
 from _passes cimport (Layout, make_layout, forward_sample, forward_block, is_correct,
                       loss_and_delta_block, backward_block, SCORE_NONE, SCORE_THRESHOLD)
+
+
+cdef inline void sgd_then_matvec(floating* W, floating* b, const floating* d, floating eta,
+                                 const floating* x, const floating* x_next, floating* z,
+                                 Py_ssize_t n_out, Py_ssize_t n_in) noexcept nogil:
+    """W -= eta d x^T and b -= eta d (an SGD step of a layer whose input is x), then
+    z := W x_next + b with the new W, four rows at a time so that each row is read from
+    memory once for both: updated, then summed from cache by matvec. (One loop that both
+    stores and sums four rows does not vectorise: gcc cannot rule out aliasing.)
+    """
+    cdef Py_ssize_t i = 0, r, j, m
+    cdef floating step
+    cdef floating* w
+    while i < n_out:
+        m = min(4, n_out - i)
+        for r in range(i, i + m):
+            step = eta * d[r]
+            w = W + r * n_in
+            for j in range(n_in):
+                w[j] -= step * x[j]
+            b[r] -= step
+        matvec(W + i * n_in, x_next, b + i, z + i, m, n_in)
+        i += m
 
 
 cdef inline floating online_step(const Layout* net, const Step* st, floating* params,
                                  floating* s0, floating* s1, const floating* x,
                                  const floating* y, floating weight, floating* h,
                                  floating* z_out, floating* delta, int score,
-                                 Py_ssize_t* correct) noexcept nogil:
+                                 Py_ssize_t* correct, bint z1_ready,
+                                 const floating* x_next) noexcept nogil:
     """One online step on one sample of weight `weight`; returns its weighted loss J.
 
     The loss and the output delta are scaled by the sample weight, so the step follows the
     gradient of weight * J. Each row of W^(layer) is read once to propagate delta^(layer)
     and apply the update (see update_row).
+    Plain SGD with x_next (the next sample's input, or NULL for none) also computes the next
+    sample's z^(2) = W^(1) x_next + b^(1) from each updated row of W^(1) while it is in cache,
+    into h's first layer: the next step, called with z1_ready, then skips that product. The
+    first weight layer, usually the largest, is read once per sample instead of twice.
     """
     cdef Py_ssize_t layer, i, j, n_in, n_out, last = net.n_layers - 1
     cdef const floating* h_in
@@ -48,7 +77,9 @@ cdef inline floating online_step(const Layout* net, const Step* st, floating* pa
     cdef bint plain = st.kind == SGD and st.momentum == 0 and st.l2 == 0
     cdef floating eta = <floating> st.lr
 
-    forward_sample(net, params, x, h, z_out)
+    cdef floating acc
+    cdef floating* z_next
+    forward_sample(net, params, x, h, z_out, z1_ready)
     J = sample_loss(net.loss, out_code, h + net.unit_off[last], z_out, y, net.n_out)
     if score != SCORE_NONE:
         correct[0] += is_correct(score, h + net.unit_off[last], y, net.n_out)
@@ -83,6 +114,13 @@ cdef inline floating online_step(const Layout* net, const Step* st, floating* pa
                         w = W[i * n_in + j]
                         d_in[j] += w * d_i
                         W[i * n_in + j] = w - step * h_in[j]
+                elif x_next != NULL:
+                    # W^(1), the input layer: no delta to propagate, and the next sample's
+                    # z^(2) computed from the new rows (h's first layer, free again: layer 2's
+                    # pass above was its last reader)
+                    sgd_then_matvec(W, params + b_off, d_out, eta, x, x_next,
+                                    h + net.unit_off[0], n_out, n_in)
+                    break
                 else:
                     for j in range(n_in):
                         W[i * n_in + j] -= step * h_in[j]
@@ -184,6 +222,8 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
     cdef floating eta = <floating> hyper[H_LR], mu = <floating> hyper[H_MOMENTUM]
     cdef double total = 0
     cdef Py_ssize_t correct = 0
+    cdef bint plain
+    cdef const floating* x_next
     if score < SCORE_NONE or score > SCORE_THRESHOLD:
         raise ValueError("train_epoch: unknown score code")
     if n == 0:
@@ -191,14 +231,16 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
     with nogil:
         st = make_step(&hyper[0], t + 1)
         if B == 1:
+            plain = st.kind == SGD and st.momentum == 0 and st.l2 == 0
             for s in range(n):
                 r = order[s]
                 if st.kind == ADAM:
                     t += 1
                     st = make_step(&hyper[0], t)
+                x_next = &X[order[s + 1], 0] if plain and s + 1 < n else NULL
                 total += online_step(&net, &st, &params[0], s0, s1, &X[r, 0], &Y[r, 0],
                                      weights[r] if weighted else 1, H, Z, D, score,
-                                     &correct)
+                                     &correct, plain and s > 0, x_next)
         else:
             if not folds_into_gemm(&st):
                 memset(G, 0, net.n_params * sizeof(floating))   # bias rows read G with beta 0
