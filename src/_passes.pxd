@@ -18,7 +18,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from _blas cimport gemm, dot, matvec
-from _activations cimport activate, mul_derivative, output_delta, sample_loss
+from _activations cimport activate, mul_derivative, output_delta, sample_loss, SOFTMAX
 
 
 ctypedef struct Layout:
@@ -106,8 +106,13 @@ cdef inline void forward_block(const Layout* net, const floating* params, const 
         if layer == net.n_layers - 1:
             memcpy(Z_out, H_out, m * n_out * sizeof(floating))
         code = <int> net.codes[layer]
-        for r in range(m):
-            activate(code, H_out + r * n_out, n_out)
+        if code == SOFTMAX:
+            for r in range(m):
+                activate(code, H_out + r * n_out, n_out)
+        else:
+            # element-wise: the block as one long vector, so the loop has one tail instead
+            # of one per row (a 10-unit row is all tail for a 16-lane float32 vector)
+            activate(code, H_out, m * n_out)
         H_in = H_out
 
 
@@ -151,6 +156,16 @@ cdef inline floating loss_and_delta_block(const Layout* net, const floating* H,
     cdef const floating* H_last = H + m * net.unit_off[last]
     cdef floating* D_r
     cdef floating total = 0, J
+    if weights == NULL and code != SOFTMAX:
+        # every loss here but softmax's is a sum of per-unit terms and its delta per-unit:
+        # the block as one vector (see forward_block)
+        total = sample_loss(net.loss, code, H_last, Z_out, Y, m * n_out)
+        if score != SCORE_NONE:
+            for r in range(m):
+                correct[0] += is_correct(score, H_last + r * n_out, Y + r * n_out, n_out)
+        if D != NULL:
+            output_delta(net.loss, code, H_last, Y, D + m * net.unit_off[last], m * n_out)
+        return total
     for r in range(m):
         J = sample_loss(net.loss, code, H_last + r * n_out, Z_out + r * n_out,
                         Y + r * n_out, n_out)
@@ -203,8 +218,7 @@ cdef inline void backward_block(const Layout* net, floating* params, const float
             D_in = D + m * net.unit_off[layer - 1]
             gemm(c'N', c'N', m, <int> n_in, <int> n_out, 1, D_out, <int> n_out,
                  params + w_off, <int> n_in, 0, D_in, <int> n_in)
-            for r in range(m):
-                mul_derivative(<int> net.codes[layer - 1], H_in + r * n_in, D_in + r * n_in, n_in)
+            mul_derivative(<int> net.codes[layer - 1], H_in, D_in, m * n_in)   # element-wise
         gemm(c'T', c'N', <int> n_out, <int> n_in, m, alpha, D_out, <int> n_out,
              H_in, <int> n_in, beta, target + w_off, <int> n_in)
         # target_b := alpha * sum_rows D + beta * target_b, row by row so the inner loop is
