@@ -16,9 +16,15 @@ trainings ran in 0.11 s together against 0.18 s one after the other. Large netwo
 alone, in a process that has not trained a small one, keep BLAS's own threads (two threads
 train the 784-512-512-10 network 1.6 times as fast as one on a quiet machine). Call
 ``threadpoolctl.threadpool_limits(n)`` to choose another count; cbackprop lowers it only.
+
+Inference and the loss over many rows (``Network.forward``, ``Network.loss``) split the rows
+over ``num_threads()`` threads of cbackprop's own (the kernels release the GIL), each running
+one-thread BLAS: for the same reason, BLAS is then held at one thread.
 """
 
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 try:
     from threadpoolctl import ThreadpoolController
@@ -71,3 +77,48 @@ class training_threads:
             with _lock:
                 _active -= 1
         return False
+
+
+# Rows below which a forward pass is not split over threads: the kernels' own block
+# (src/_forward.pyx BLOCK); a thread handed fewer rows costs more to wake than it saves.
+MIN_ROWS_PER_THREAD = 4096
+
+_pool = None
+_pool_size = 0
+
+
+def num_threads():
+    """Threads cbackprop may run: ``CBACKPROP_NUM_THREADS``, else ``OMP_NUM_THREADS``, else
+    the number of CPUs this process may run on."""
+    for name in ("CBACKPROP_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) >= 1:
+            return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:          # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def over_rows(run, n_rows):
+    """Call ``run(start, stop)`` on consecutive slices covering ``range(n_rows)``, in parallel
+    when there are enough rows for more than one thread; returns the results in order.
+
+    ``run`` must release the GIL for the threads to overlap (the compiled kernels do).
+    """
+    global _pool, _pool_size
+    parts = min(num_threads(), n_rows // MIN_ROWS_PER_THREAD)
+    if parts <= 1:
+        return [run(0, n_rows)]
+    bounds = [n_rows * k // parts for k in range(parts + 1)]
+    with _lock:
+        _hold_one_thread()
+        if _pool is None or _pool_size < parts - 1:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="cbackprop")
+            _pool_size = parts - 1
+        pool = _pool
+    futures = [pool.submit(run, bounds[k], bounds[k + 1]) for k in range(1, parts)]
+    first = run(bounds[0], bounds[1])
+    return [first] + [f.result() for f in futures]

@@ -13,6 +13,7 @@ import numpy as np
 
 from ._dispatch import backward_kernels as _backward, forward_kernels as _forward
 from .train import train as _train_function
+from ._threads import over_rows
 from ._config import (as_float_array, blockwise_all, check_activations, check_dtype, check_loss,
                       check_sizes, check_X, check_Y, kernel_spec)
 
@@ -273,7 +274,9 @@ class Network:
         """
         X, single = check_X(X, self.n_inputs, self.dtype)
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
-        _forward.forward(self._spec, self._params, X, out)
+        params = self._params
+        over_rows(lambda a, b: _forward.forward(self._spec, params, X[a:b], out[a:b]),
+                  X.shape[0])
         _check_finite_result(out, "forward")
         return out[0] if single else out
 
@@ -299,7 +302,9 @@ class Network:
             ``mean_s J_s`` with ``J = 1/2 ||y - h||^2`` for ``"mse"``.
         """
         X, Y = self._check_data(X, Y)
-        total = _forward.loss_sum(self._spec, self._params, X, Y)
+        params = self._params
+        total = sum(over_rows(lambda a, b: _forward.loss_sum(self._spec, params, X[a:b],
+                                                             Y[a:b]), X.shape[0]))
         _check_finite_result(np.array(total), "loss")
         return total / X.shape[0]
 

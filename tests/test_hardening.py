@@ -206,6 +206,53 @@ def test_eight_threads_predict_with_one_network_at_once(dtype):
         np.testing.assert_array_equal(got, want)
 
 
+def test_thread_count_comes_from_the_environment(monkeypatch):
+    from cbackprop import _threads
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setenv("CBACKPROP_NUM_THREADS", "5")
+    assert _threads.num_threads() == 5           # cbackprop's own setting first
+    monkeypatch.setenv("CBACKPROP_NUM_THREADS", "zero")
+    assert _threads.num_threads() == 3           # unusable values are ignored
+    monkeypatch.delenv("CBACKPROP_NUM_THREADS")
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert _threads.num_threads() == len(os.sched_getaffinity(0))
+
+
+def test_rows_split_over_threads_cover_every_row_once(monkeypatch):
+    from cbackprop import _threads
+    monkeypatch.setenv("CBACKPROP_NUM_THREADS", "3")
+    n = 3 * _threads.MIN_ROWS_PER_THREAD + 5
+    seen = []
+    parts = _threads.over_rows(lambda a, b: (a, b, threading.get_ident()), n)
+    bounds = [p[:2] for p in parts]
+    assert bounds[0][0] == 0 and bounds[-1][1] == n and len(bounds) == 3
+    assert all(bounds[k][1] == bounds[k + 1][0] for k in range(2))          # no gap, no overlap
+    assert max(b - a for a, b in bounds) - min(b - a for a, b in bounds) <= 1   # balanced
+    main = threading.get_ident()
+    assert parts[0][2] == main and all(p[2] != main for p in parts[1:])   # the pool ran the rest
+    few = _threads.over_rows(lambda a, b: seen.append((a, b)), _threads.MIN_ROWS_PER_THREAD)
+    assert seen == [(0, _threads.MIN_ROWS_PER_THREAD)] and few == [None]
+
+
+def test_forward_and_loss_split_over_threads_equal_one_thread(monkeypatch, dtype):
+    from cbackprop import _threads
+    rng = np.random.default_rng(2)
+    net = cbackprop.Network([20, 16, 4], ["tanh", "softmax"], "cross_entropy", dtype=dtype,
+                            seed=0)
+    X = rng.uniform(-1, 1, (3 * _threads.MIN_ROWS_PER_THREAD + 11, 20)).astype(dtype)
+    labels = np.arange(len(X)) % 4
+    X_before = X.copy()
+    monkeypatch.setenv("CBACKPROP_NUM_THREADS", "1")
+    out1, loss1 = net.forward(X), net.loss(X, labels)
+    monkeypatch.setenv("CBACKPROP_NUM_THREADS", "3")
+    out3, loss3 = net.forward(X), net.loss(X, labels)
+    assert_close(out3, out1, dtype)
+    assert loss3 == pytest.approx(loss1, rel=RTOL[dtype])
+    W, b, acts = net.weights, net.biases, ["tanh", "softmax"]
+    assert_close(out3, reference.forward(W, b, acts, X), dtype)
+    np.testing.assert_array_equal(X, X_before)
+
+
 # -- no hidden copies, bounded memory ---------------------------------------------------------
 
 def test_training_passes_x_to_the_kernels_without_copying(monkeypatch, dtype):
