@@ -522,7 +522,13 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
     progress = _Progress(epochs * n, None if verbose is None else bool(verbose))
     best = (math.inf, None, None)          # (monitored loss, epoch, snapshot)
     wait = 0
-    chunk = batch_size
+    # samples per compiled call come in whole steps: batches, or for online plain SGD of a
+    # wide first layer the windows in which the kernel updates W^(1) (src/_train.pyx
+    # online_window), so that a run repeats bit for bit however it is cut into calls
+    step = batch_size
+    if not rprop and batch_size == 1:
+        step = _train.online_window_size(net._spec, opt.hyper(1.0, l2))   # (lr plays no part)
+    chunk = step
     hyper_lr = None
 
     def diverged(epoch, value, snap):
@@ -594,7 +600,7 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
                     if not math.isfinite(part):
                         diverged(epoch, total / n, snap)
                     if chunk < n:
-                        chunk = _next_chunk(chunk, stop - start, dt, batch_size)
+                        chunk = _next_chunk(chunk, stop - start, dt, step)
                     start = stop
                     if interrupts.requested:
                         break

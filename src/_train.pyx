@@ -21,7 +21,7 @@ from libc.string cimport memcpy, memset
 from _activations cimport mul_derivative, output_delta, sample_loss
 from _optim cimport (Step, make_step, apply_update, update_row, SGD, ADAM, RPROP,
                      H_KIND, H_LR, H_MOMENTUM, N_HYPER)
-from _blas cimport matvec
+from _blas cimport gemm, matvec
 from _passes cimport (Layout, make_layout, forward_sample, forward_block, is_correct,
                       loss_and_delta_block, backward_block, SCORE_NONE, SCORE_THRESHOLD)
 
@@ -54,7 +54,7 @@ cdef inline floating online_step(const Layout* net, const Step* st, floating* pa
                                  const floating* y, floating weight, floating* h,
                                  floating* z_out, floating* delta, int score,
                                  Py_ssize_t* correct, bint z1_ready,
-                                 const floating* x_next) noexcept nogil:
+                                 const floating* x_next, bint defer_w1=False) noexcept nogil:
     """One online step on one sample of weight `weight`; returns its weighted loss J.
 
     The loss and the output delta are scaled by the sample weight, so the step follows the
@@ -64,6 +64,8 @@ cdef inline floating online_step(const Layout* net, const Step* st, floating* pa
     sample's z^(2) = W^(1) x_next + b^(1) from each updated row of W^(1) while it is in cache,
     into h's first layer: the next step, called with z1_ready, then skips that product. The
     first weight layer, usually the largest, is read once per sample instead of twice.
+       Plain SGD with defer_w1 leaves W^(1) alone (online_window applies its steps a window of
+    samples at a time) and only updates b^(1); delta^(2) stays in delta for the caller.
     """
     cdef Py_ssize_t layer, i, j, n_in, n_out, last = net.n_layers - 1
     cdef const floating* h_in
@@ -114,6 +116,10 @@ cdef inline floating online_step(const Layout* net, const Step* st, floating* pa
                         w = W[i * n_in + j]
                         d_in[j] += w * d_i
                         W[i * n_in + j] = w - step * h_in[j]
+                elif defer_w1:
+                    for i in range(n_out):
+                        params[b_off + i] -= eta * d_out[i]
+                    break
                 elif x_next != NULL:
                     # W^(1), the input layer: no delta to propagate, and the next sample's
                     # z^(2) computed from the new rows (h's first layer, free again: layer 2's
@@ -135,6 +141,94 @@ cdef inline floating online_step(const Layout* net, const Step* st, floating* pa
         if d_in != NULL:
             mul_derivative(<int> net.codes[layer - 1], h_in, d_in, n_in)
     return J
+
+
+cdef enum:
+    # Samples per window of online_window. Its extra work per sample is one row of the
+    # window's Gram matrix (WINDOW * n_in multiply-adds) against the 2 * sizes[1] * n_in of
+    # the W^(1) products it turns from matrix-vector into matrix-matrix.
+    WINDOW = 32
+    # Inputs from which online_window pays: its products need a wide W^(1) to beat the
+    # matrix-vector loops (measured on 64-30-10 and 784-128-10, see online_window_size).
+    WINDOW_MIN_INPUTS = 256
+
+
+cdef inline bint takes_window(const Layout* net, const Step* st) noexcept nogil:
+    """Whether online training of this network with this step goes through online_window."""
+    return (st.kind == SGD and st.momentum == 0 and st.l2 == 0
+            and net.n_in >= WINDOW_MIN_INPUTS)
+
+
+cdef inline double online_window(const Layout* net, const Step* st, floating* params,
+                                   const floating* X, const floating* Y,
+                                   const Py_ssize_t* order, const floating* weights,
+                                   Py_ssize_t n, bint sequential, floating* h,
+                                   floating* z_out, floating* delta, floating* P,
+                                   floating* gram, floating* D1, floating* XW, int score,
+                                   Py_ssize_t* correct) noexcept nogil:
+    """Online plain SGD over n samples (rows order[0..n) of X, Y), exactly the steps of
+    online_step one sample after another, with W^(1) updated a window of m samples at a time.
+
+    Within a window starting from W^(1) = W, sample j sees W_j = W - eta sum_{i<j} d_i x_i^T
+    (d_i = delta^(2) of sample i), so
+        z_j^(2) = W_j x_j + b_j = (W x_j) - eta sum_{i<j} d_i (x_i . x_j) + b_j
+    The products W x_j of the whole window are one gemm (P), the x_i . x_j another (gram),
+    and the window's m steps of W^(1) a third: W -= eta D1^T X_w. W^(1) is read twice per
+    window instead of twice per sample. Every other layer and b^(1) step sample by sample in
+    online_step. The result equals the sample-by-sample steps up to rounding (the sums are
+    grouped differently); windows start at sample 0 of each call, so the Python layer keeps
+    call boundaries on multiples of WINDOW for runs that must repeat bit for bit.
+    P: (WINDOW, sizes[1]); gram: (WINDOW, WINDOW); D1: (WINDOW, sizes[1]); XW: (WINDOW, n_in)
+    scratch for gathered rows when not sequential.
+    """
+    cdef Py_ssize_t n_in = net.n_in, n1 = net.sizes[1], n_out = net.n_out
+    cdef Py_ssize_t start, m, i, j, k, r
+    cdef floating* W = params + net.w_off[0]
+    cdef floating* b = params + net.b_off[0]
+    cdef floating* z1 = h + net.unit_off[0]
+    cdef floating* d1 = delta + net.unit_off[0]
+    cdef const floating* Xw
+    cdef floating eta = <floating> st.lr, c
+    cdef double total = 0
+    start = 0
+    while start < n:
+        m = min(<Py_ssize_t> WINDOW, n - start)
+        if sequential:
+            Xw = X + order[start] * n_in
+        else:
+            for j in range(m):
+                memcpy(XW + j * n_in, X + order[start + j] * n_in, n_in * sizeof(floating))
+            Xw = XW
+        gemm(c'N', c'T', <int> m, <int> n1, <int> n_in, 1, Xw, <int> n_in, W, <int> n_in,
+             0, P, <int> n1)                                        # P = X_w W^T
+        gemm(c'N', c'T', <int> m, <int> m, <int> n_in, 1, Xw, <int> n_in, Xw, <int> n_in,
+             0, gram, <int> m)                                      # gram = X_w X_w^T
+        for j in range(m):
+            r = order[start + j]
+            for k in range(n1):
+                z1[k] = P[j * n1 + k] + b[k]
+            for i in range(j):
+                c = -eta * gram[j * m + i]
+                for k in range(n1):
+                    z1[k] += c * D1[i * n1 + k]
+            total += online_step(net, st, params, NULL, NULL, Xw + j * n_in, Y + r * n_out,
+                                 weights[r] if weights != NULL else 1, h, z_out, delta,
+                                 score, correct, True, NULL, True)
+            memcpy(D1 + j * n1, d1, n1 * sizeof(floating))
+        gemm(c'T', c'N', <int> n1, <int> n_in, <int> m, -eta, D1, <int> n1, Xw, <int> n_in,
+             1, W, <int> n_in)                                      # W -= eta D1^T X_w
+        start += m
+    return total
+
+
+def online_window_size(const Py_ssize_t[::1] spec, const double[::1] hyper):
+    """Samples per window when online training with these hyper-parameters updates W^(1)
+    a window at a time (online_window), else 1."""
+    cdef Layout net = make_layout(&spec[0])
+    if hyper.shape[0] != N_HYPER:
+        raise ValueError("online_window_size: hyper has the wrong length")
+    cdef Step st = make_step(&hyper[0], 1)
+    return WINDOW if takes_window(&net, &st) else 1
 
 
 cdef inline void update_all(const Layout* net, const Step* st, floating* params,
@@ -164,6 +258,9 @@ def workspace_size(const Py_ssize_t[::1] spec, Py_ssize_t batch_size, Py_ssize_t
     cdef Layout net = make_layout(&spec[0])
     cdef Py_ssize_t B = _largest_batch(batch_size, n)
     cdef Py_ssize_t size = B * (2 * net.n_units + net.n_out)   # h, delta, z of the output
+    if B == 1 and net.n_in >= WINDOW_MIN_INPUTS:
+        # online_window's P, gram, D1 and gathered rows
+        size += WINDOW * (2 * net.sizes[1] + WINDOW + net.n_in)
     if B > 1:
         size += net.n_params                                  # the batch's gradient
         if not sequential:
@@ -230,7 +327,13 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
         return 0.0, 0
     with nogil:
         st = make_step(&hyper[0], t + 1)
-        if B == 1:
+        if B == 1 and takes_window(&net, &st):
+            total = online_window(&net, &st, &params[0], &X[0, 0], &Y[0, 0], &order[0],
+                                  &weights[0] if weighted else NULL, n, sequential, H, Z, D,
+                                  G, G + WINDOW * net.sizes[1],
+                                  G + WINDOW * (net.sizes[1] + WINDOW),
+                                  G + WINDOW * (2 * net.sizes[1] + WINDOW), score, &correct)
+        elif B == 1:
             plain = st.kind == SGD and st.momentum == 0 and st.l2 == 0
             for s in range(n):
                 r = order[s]

@@ -144,3 +144,56 @@ def test_epoch_matches_reference_on_random_shapes(sizes, config, dtype, n, batch
     order = np.random.default_rng(seed).permutation(n)
     reference.train_epoch(W, b, acts, loss, X, Y, 0.1, batch_size, order=order)
     assert_params_match(net, W, b, dtype)
+
+
+# -- online SGD of a wide first layer: W^(1) stepped a window of samples at a time --------------
+# (src/_train.pyx online_window; exact in real arithmetic, equal to the sample-by-sample steps up
+# to rounding, which the reference comparison bounds)
+
+def window_size(net, optimizer="sgd", momentum=0.0, l2=0.0):
+    from cbackprop._dispatch import train_kernels
+    from cbackprop.optimizers import make_optimizer
+    opt = make_optimizer(optimizer, momentum, False, net.dtype)
+    return train_kernels.online_window_size(net._spec, opt.hyper(0.1, l2))
+
+
+def test_window_is_taken_by_plain_sgd_with_a_wide_first_layer_only():
+    wide = cbackprop.Network([300, 5, 2], seed=0)
+    assert window_size(wide) == 32
+    assert window_size(wide, momentum=0.9) == 1
+    assert window_size(wide, l2=1e-3) == 1
+    assert window_size(wide, optimizer="adam") == 1
+    assert window_size(cbackprop.Network([30, 5, 2], seed=0)) == 1
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
+@pytest.mark.parametrize("sizes", [[300, 9, 4, 3], [256, 3]], ids=["300-9-4-3", "256-3"])
+def test_windowed_online_epochs_match_reference(sizes, config, shuffle, dtype):
+    hidden, out, loss = config
+    n = 2 * 32 + 7                      # two whole windows and a part of one
+    net, X, Y, W, b, acts = make_case(sizes, hidden, out, loss, dtype, n=n)
+    assert window_size(net) == 32
+    weights = np.random.default_rng(5).uniform(0.5, 2.0, n).astype(dtype)
+    history = net.train(X, Y, epochs=2, lr=0.01, batch_size=1, shuffle=shuffle, seed=3,
+                        sample_weight=weights)
+    rng = np.random.default_rng(3)
+    losses = []
+    for _ in range(2):
+        order = rng.permutation(n) if shuffle else None
+        losses.append(reference.train_epoch(W, b, acts, loss, X, Y, 0.01, 1, order=order,
+                                            sample_weight=weights))
+    assert_params_match(net, W, b, dtype)
+    np.testing.assert_allclose(history.loss, losses,
+                               rtol=10 * (1e-4 if dtype == np.float32 else 1e-10))
+
+
+def test_windowed_runs_repeat_bit_for_bit_however_they_are_cut_into_calls(monkeypatch, dtype):
+    from cbackprop import train as train_module
+    runs = []
+    for seconds in (1e-9, 1e9):         # calls of one window each, then calls growing 4-fold
+        monkeypatch.setattr(train_module, "CHUNK_SECONDS", seconds)
+        net, X, Y, *_ = make_case([300, 6, 2], "tanh", "sigmoid", "mse", dtype, n=500)
+        net.train(X, Y, epochs=2, lr=0.01, batch_size=1, shuffle=True, seed=1)
+        runs.append(net.get_params())
+    np.testing.assert_array_equal(runs[0], runs[1])
