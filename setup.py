@@ -44,8 +44,12 @@ if sys.platform != "win32":
     # by rounding (the tests compare with the reference at 1e-10 / 1e-4). NaN and infinity
     # semantics stay (no -ffinite-math-only): divergence is still detected. The polynomial
     # exp in _activations.pxd is written so that reassociation cannot change it.
+    # vect-max-version-for-alias-checks: the online loops that step four rows of W at once
+    # (src/_train.pyx) need more than gcc's default 10 run-time overlap checks to vectorise;
+    # without them they stay scalar (gcc cannot tell rows n_in apart at compile time).
     compile_args = ["-O3", "-fno-math-errno", "-fassociative-math", "-fno-signed-zeros",
-                    "-fno-trapping-math"]
+                    "-fno-trapping-math",
+                    "--param", "vect-max-version-for-alias-checks=100"]
     if os.environ.get("CBACKPROP_NATIVE") == "1":
         compile_args.append("-march=native")
         LEVELS = {"": []}

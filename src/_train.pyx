@@ -21,7 +21,7 @@ from libc.string cimport memcpy, memset
 from _activations cimport mul_derivative, output_delta, sample_loss
 from _optim cimport (Step, make_step, apply_update, update_row, SGD, ADAM, RPROP,
                      H_KIND, H_LR, H_MOMENTUM, N_HYPER)
-from _blas cimport gemm, matvec
+from _blas cimport gemm, dot, matvec
 from _passes cimport (Layout, make_layout, forward_sample, forward_block, is_correct,
                       loss_and_delta_block, backward_block, SCORE_NONE, SCORE_THRESHOLD)
 
@@ -35,18 +35,111 @@ cdef inline void sgd_then_matvec(floating* W, floating* b, const floating* d, fl
     stores and sums four rows does not vectorise: gcc cannot rule out aliasing.)
     """
     cdef Py_ssize_t i = 0, r, j, m
-    cdef floating step
-    cdef floating* w
+    cdef floating step, s0, s1, s2, s3, a0, a1, a2, a3, xj, xn, w
+    cdef floating* w0
+    cdef floating* w1
+    cdef floating* w2
+    cdef floating* w3
+    while i + 4 <= n_out:
+        w0 = W + i * n_in
+        w1 = w0 + n_in
+        w2 = w1 + n_in
+        w3 = w2 + n_in
+        s0 = eta * d[i]
+        s1 = eta * d[i + 1]
+        s2 = eta * d[i + 2]
+        s3 = eta * d[i + 3]
+        a0 = 0
+        a1 = 0
+        a2 = 0
+        a3 = 0
+        for j in range(n_in):
+            xj = x[j]
+            xn = x_next[j]
+            w = w0[j] - s0 * xj
+            w0[j] = w
+            a0 += w * xn
+            w = w1[j] - s1 * xj
+            w1[j] = w
+            a1 += w * xn
+            w = w2[j] - s2 * xj
+            w2[j] = w
+            a2 += w * xn
+            w = w3[j] - s3 * xj
+            w3[j] = w
+            a3 += w * xn
+        b[i] -= s0
+        b[i + 1] -= s1
+        b[i + 2] -= s2
+        b[i + 3] -= s3
+        z[i] = a0 + b[i]
+        z[i + 1] = a1 + b[i + 1]
+        z[i + 2] = a2 + b[i + 2]
+        z[i + 3] = a3 + b[i + 3]
+        i += 4
     while i < n_out:
-        m = min(4, n_out - i)
-        for r in range(i, i + m):
-            step = eta * d[r]
-            w = W + r * n_in
-            for j in range(n_in):
-                w[j] -= step * x[j]
-            b[r] -= step
-        matvec(W + i * n_in, x_next, b + i, z + i, m, n_in)
-        i += m
+        w0 = W + i * n_in
+        step = eta * d[i]
+        for j in range(n_in):
+            w0[j] -= step * x[j]
+        b[i] -= step
+        z[i] = dot(w0, x_next, n_in) + b[i]
+        i += 1
+
+
+cdef inline void propagate_and_step(floating* W, floating* b, const floating* d, floating eta,
+                                    const floating* h, floating* d_in, Py_ssize_t n_out,
+                                    Py_ssize_t n_in) noexcept nogil:
+    """d_in := W^T d (with the old W), then W -= eta d h^T and b -= eta d: plain SGD on a
+    hidden layer, each row of W read once for both. Four rows at a time, so d_in is loaded
+    and stored once per four rows.
+    """
+    cdef Py_ssize_t i = 0, j
+    cdef floating d0, d1, d2, d3, s0, s1, s2, s3, v0, v1, v2, v3, hj
+    cdef floating* w0
+    cdef floating* w1
+    cdef floating* w2
+    cdef floating* w3
+    memset(d_in, 0, n_in * sizeof(floating))
+    while i + 4 <= n_out:
+        w0 = W + i * n_in
+        w1 = w0 + n_in
+        w2 = w1 + n_in
+        w3 = w2 + n_in
+        d0 = d[i]
+        d1 = d[i + 1]
+        d2 = d[i + 2]
+        d3 = d[i + 3]
+        s0 = eta * d0
+        s1 = eta * d1
+        s2 = eta * d2
+        s3 = eta * d3
+        for j in range(n_in):
+            hj = h[j]
+            v0 = w0[j]
+            v1 = w1[j]
+            v2 = w2[j]
+            v3 = w3[j]
+            d_in[j] += v0 * d0 + v1 * d1 + v2 * d2 + v3 * d3
+            w0[j] = v0 - s0 * hj
+            w1[j] = v1 - s1 * hj
+            w2[j] = v2 - s2 * hj
+            w3[j] = v3 - s3 * hj
+        b[i] -= s0
+        b[i + 1] -= s1
+        b[i + 2] -= s2
+        b[i + 3] -= s3
+        i += 4
+    while i < n_out:
+        w0 = W + i * n_in
+        d0 = d[i]
+        s0 = eta * d0
+        for j in range(n_in):
+            v0 = w0[j]
+            d_in[j] += v0 * d0
+            w0[j] = v0 - s0 * h[j]
+        b[i] -= s0
+        i += 1
 
 
 cdef inline floating online_step(const Layout* net, const Step* st, floating* params,
@@ -108,6 +201,10 @@ cdef inline floating online_step(const Layout* net, const Step* st, floating* pa
             # propagates delta^(layer)_j += w_ij delta_i (old w_ij) and applies
             # w_ij -= eta delta_i h_j
             W = params + w_off
+            if d_in != NULL:
+                propagate_and_step(W, params + b_off, d_out, eta, h_in, d_in, n_out, n_in)
+                mul_derivative(<int> net.codes[layer - 1], h_in, d_in, n_in)
+                continue
             for i in range(n_out):
                 d_i = d_out[i]
                 step = eta * d_i
@@ -335,6 +432,13 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
                                   G + WINDOW * (2 * net.sizes[1] + WINDOW), score, &correct)
         elif B == 1:
             plain = st.kind == SGD and st.momentum == 0 and st.l2 == 0
+            if plain:
+                # the first sample's z^(2) through the routine that gives every later one
+                # (with a zero step), so a run's bits do not depend on where calls begin
+                memset(D + net.unit_off[0], 0, net.sizes[1] * sizeof(floating))
+                sgd_then_matvec(&params[0] + net.w_off[0], &params[0] + net.b_off[0],
+                                D + net.unit_off[0], 0, &X[order[0], 0], &X[order[0], 0],
+                                H + net.unit_off[0], net.sizes[1], n_in)
             for s in range(n):
                 r = order[s]
                 if st.kind == ADAM:
@@ -343,7 +447,7 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
                 x_next = &X[order[s + 1], 0] if plain and s + 1 < n else NULL
                 total += online_step(&net, &st, &params[0], s0, s1, &X[r, 0], &Y[r, 0],
                                      weights[r] if weighted else 1, H, Z, D, score,
-                                     &correct, plain and s > 0, x_next)
+                                     &correct, plain, x_next)
         else:
             if not folds_into_gemm(&st):
                 memset(G, 0, net.n_params * sizeof(floating))   # bias rows read G with beta 0
