@@ -26,6 +26,25 @@ from _passes cimport (Layout, make_layout, forward_sample, forward_block, is_cor
                       loss_and_delta_block, backward_block, SCORE_NONE, SCORE_THRESHOLD)
 
 
+cdef inline void sgd_then_matvec_narrow(floating* W, floating* b, const floating* d,
+                                        floating eta, const floating* x,
+                                        const floating* x_next, floating* z,
+                                        Py_ssize_t n_out, Py_ssize_t n_in) noexcept nogil:
+    """sgd_then_matvec for a layer of 1 to 4 inputs, called with n_in a literal so that gcc
+    unrolls each row (a row this short is all loop overhead and run-time checks otherwise)."""
+    cdef Py_ssize_t i, j
+    cdef floating step, a, w
+    for i in range(n_out):
+        step = eta * d[i]
+        a = 0
+        for j in range(n_in):
+            w = W[i * n_in + j] - step * x[j]
+            W[i * n_in + j] = w
+            a += w * x_next[j]
+        b[i] -= step
+        z[i] = a + b[i]
+
+
 cdef inline void sgd_then_matvec(floating* W, floating* b, const floating* d, floating eta,
                                  const floating* x, const floating* x_next, floating* z,
                                  Py_ssize_t n_out, Py_ssize_t n_in) noexcept nogil:
@@ -40,6 +59,16 @@ cdef inline void sgd_then_matvec(floating* W, floating* b, const floating* d, fl
     cdef floating* w1
     cdef floating* w2
     cdef floating* w3
+    if n_in <= 4:
+        if n_in == 1:
+            sgd_then_matvec_narrow(W, b, d, eta, x, x_next, z, n_out, 1)
+        elif n_in == 2:
+            sgd_then_matvec_narrow(W, b, d, eta, x, x_next, z, n_out, 2)
+        elif n_in == 3:
+            sgd_then_matvec_narrow(W, b, d, eta, x, x_next, z, n_out, 3)
+        else:
+            sgd_then_matvec_narrow(W, b, d, eta, x, x_next, z, n_out, 4)
+        return
     while i + 4 <= n_out:
         w0 = W + i * n_in
         w1 = w0 + n_in
