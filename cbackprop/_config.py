@@ -9,6 +9,8 @@ import numbers
 
 import numpy as np
 
+from ._threads import over_rows
+
 # Codes must match the enums in src/_activations.pxd.
 ACTIVATION_CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "linear": 3, "softmax": 4}
 LOSS_CODES = {"mse": 0, "cross_entropy": 1}
@@ -126,12 +128,17 @@ CHECK_BLOCK = 1 << 20
 
 
 def blockwise_all(arr, predicate):
-    """Whether ``predicate(block)`` holds everywhere, checked a few MiB of ``arr`` at a time."""
+    """Whether ``predicate(block)`` holds everywhere, checked a few MiB of ``arr`` at a time;
+    an array of several blocks is shared out over cbackprop's threads (see _threads)."""
     flat = arr.reshape(-1)               # C-contiguous: a view
-    for start in range(0, flat.size, CHECK_BLOCK):
-        if not predicate(flat[start:start + CHECK_BLOCK]).all():
-            return False
-    return True
+
+    def check(first, stop):
+        for start in range(first, stop, CHECK_BLOCK):
+            if not predicate(flat[start:min(start + CHECK_BLOCK, stop)]).all():
+                return False
+        return True
+
+    return all(over_rows(check, flat.size, min_rows=CHECK_BLOCK, uses_blas=False))
 
 
 def check_X(X, n_in, dtype):

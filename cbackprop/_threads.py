@@ -100,19 +100,22 @@ def num_threads():
         return os.cpu_count() or 1
 
 
-def over_rows(run, n_rows):
+def over_rows(run, n_rows, min_rows=MIN_ROWS_PER_THREAD, uses_blas=True):
     """Call ``run(start, stop)`` on consecutive slices covering ``range(n_rows)``, in parallel
-    when there are enough rows for more than one thread; returns the results in order.
+    when there are at least ``min_rows`` for each of several threads; returns the results in
+    order. With ``uses_blas``, BLAS is held at one thread when the rows are split.
 
-    ``run`` must release the GIL for the threads to overlap (the compiled kernels do).
+    ``run`` must release the GIL for the threads to overlap (the compiled kernels and NumPy's
+    ufunc loops do).
     """
     global _pool, _pool_size
-    parts = min(num_threads(), n_rows // MIN_ROWS_PER_THREAD)
+    parts = min(num_threads(), n_rows // min_rows)
     if parts <= 1:
         return [run(0, n_rows)]
     bounds = [n_rows * k // parts for k in range(parts + 1)]
     with _lock:
-        _hold_one_thread()
+        if uses_blas:
+            _hold_one_thread()
         if _pool is None or _pool_size < parts - 1:
             if _pool is not None:
                 _pool.shutdown(wait=False)

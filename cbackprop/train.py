@@ -475,8 +475,11 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
     if not lock.acquire(blocking=False):
         raise RuntimeError("this network is already training (in another thread); train a "
                            "copy (copy.deepcopy(net)) to train in parallel")
-    # rows per BLAS gemm: the batch, or Rprop's gradient blocks (src/_backward.pyx BLOCK)
+    # rows per BLAS gemm: the batch, Rprop's gradient blocks (src/_backward.pyx BLOCK), or
+    # the window of online SGD with a wide first layer (src/_train.pyx online_window)
     rows = min(X.shape[0], 256) if rprop else min(batch_size, X.shape[0])
+    if rows == 1 and not rprop:
+        rows = _train.online_window_size(net._spec, opt.hyper(1.0, l2))   # (lr plays no part)
     try:
         with training_threads(net.sizes, rows):
             return _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr,

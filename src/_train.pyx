@@ -5,7 +5,11 @@
 #   batch_size == 1: online training, the matrix-vector path. One sample's backward pass reads
 #     each row of W^(layer) to propagate delta^(layer) = (W^T delta^(layer+1)) * f'(z) and
 #     applies the update to that row while it is in cache, so no gradient buffer is needed.
-#     Plain SGD does both in a single pass over the row.
+#     Plain SGD does both in a single pass over four rows at a time (propagate_and_step), and
+#     steps W^(1) together with the next sample's z^(2) = W^(1) x_next + b^(1)
+#     (sgd_then_matvec), so the first layer is read once per sample. With a wide first layer
+#     (WINDOW_MIN_INPUTS) it steps W^(1) a window of WINDOW samples at a time instead, through
+#     three gemms (online_window): exact in real arithmetic, see there.
 #   batch_size > 1: mini-batch, matrix-matrix through BLAS gemm (see _passes.pxd). Plain SGD
 #     and classical momentum fold the update into the gemm; the other rules first gather
 #     the batch's gradient in a buffer.

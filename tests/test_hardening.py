@@ -253,6 +253,20 @@ def test_forward_and_loss_split_over_threads_equal_one_thread(monkeypatch, dtype
     np.testing.assert_array_equal(X, X_before)
 
 
+@pytest.mark.parametrize("where", [0, -1])
+def test_input_checks_shared_out_over_threads_find_nan_in_any_part(monkeypatch, where):
+    from cbackprop import _config
+    monkeypatch.setenv("CBACKPROP_NUM_THREADS", "2")
+    net = cbackprop.Network([8, 3, 2], seed=0)
+    X = np.random.default_rng(3).uniform(-1, 1, (2 * _config.CHECK_BLOCK // 8 + 3, 8))
+    assert net.forward(X).shape == (len(X), 2)
+    X[where, 5] = np.nan                      # in the first thread's part, then the last one's
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        net.forward(X)
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        net.train(X, np.zeros((len(X), 2)), epochs=1)
+
+
 # -- no hidden copies, bounded memory ---------------------------------------------------------
 
 def test_training_passes_x_to_the_kernels_without_copying(monkeypatch, dtype):
