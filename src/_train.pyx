@@ -388,8 +388,9 @@ def workspace_size(const Py_ssize_t[::1] spec, Py_ssize_t batch_size, Py_ssize_t
     cdef Layout net = make_layout(&spec[0])
     cdef Py_ssize_t B = _largest_batch(batch_size, n)
     cdef Py_ssize_t size = B * (2 * net.n_units + net.n_out)   # h, delta, z of the output
-    if B == 1 and net.n_in >= WINDOW_MIN_INPUTS:
-        # online_window's P, gram, D1 and gathered rows
+    if net.n_in >= WINDOW_MIN_INPUTS:
+        # online_window's P, gram, D1 and gathered rows; also for batch_size > 1, whose last
+        # call may be handed a single sample (and then trains it online)
         size += WINDOW * (2 * net.sizes[1] + WINDOW + net.n_in)
     if B > 1:
         size += net.n_params                                  # the batch's gradient

@@ -197,3 +197,17 @@ def test_windowed_runs_repeat_bit_for_bit_however_they_are_cut_into_calls(monkey
         net.train(X, Y, epochs=2, lr=0.01, batch_size=1, shuffle=True, seed=1)
         runs.append(net.get_params())
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("sizes, batch_size, n", [([300, 1], 2, 3), ([300, 4, 2], 64, 65)])
+def test_a_last_batch_of_one_sample_on_a_wide_network(sizes, batch_size, n, shuffle):
+    # the last compiled call gets one sample, which trains online (the window path): its
+    # scratch must be in the buffer sized for the batches
+    net, X, Y, W, b, acts = make_case(sizes, "tanh", "sigmoid", "mse", np.float64, n=n)
+    net.train(X, Y, epochs=2, lr=0.05, batch_size=batch_size, shuffle=shuffle, seed=4)
+    rng = np.random.default_rng(4)
+    for _ in range(2):
+        order = rng.permutation(n) if shuffle else None
+        reference.train_epoch(W, b, acts, "mse", X, Y, 0.05, batch_size, order=order)
+    assert_params_match(net, W, b, np.float64)
