@@ -138,7 +138,7 @@ def blockwise_all(arr, predicate):
                 return False
         return True
 
-    return all(over_rows(check, flat.size, min_rows=CHECK_BLOCK, uses_blas=False))
+    return all(over_rows(check, flat.size, min_rows=CHECK_BLOCK))
 
 
 def check_X(X, n_in, dtype):

@@ -17,14 +17,14 @@ alone, in a process that has not trained a small one, keep BLAS's own threads (t
 train the 784-512-512-10 network 1.6 times as fast as one on a quiet machine). Call
 ``threadpoolctl.threadpool_limits(n)`` to choose another count; cbackprop lowers it only.
 
-Inference and the loss over many rows (``Network.forward``, ``Network.loss``) split the rows
-over ``num_threads()`` threads of cbackprop's own (the kernels release the GIL), each running
-one-thread BLAS: for the same reason, BLAS is then held at one thread.
+Inference and the loss over many rows (``Network.forward``, ``Network.loss``) and the checks
+of large inputs split the rows over ``num_threads()`` threads of cbackprop's own (the kernels
+release the GIL); BLAS runs one thread while they do and gets its count back afterwards
+(see over_rows).
 """
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 try:
     from threadpoolctl import ThreadpoolController
@@ -46,10 +46,42 @@ def _blas():
     return _controller
 
 
+_holds = 0             # times a training has held BLAS at one thread for good (see above)
+_splits = 0            # over_rows calls now running with BLAS lowered
+_lowered = None        # threadpoolctl's record of the counts over_rows lowered, to restore
+_holds_then = 0        # _holds when _lowered was taken
+
+
 def _hold_one_thread():
+    global _holds
+    _holds += 1
     blas = _blas()
     if blas is not None and any(lib.num_threads > 1 for lib in blas.lib_controllers):
         blas.limit(limits=1)
+
+
+def _lower_for_split():
+    """One BLAS thread while over_rows runs its parts (each part calls BLAS itself)."""
+    global _splits, _lowered, _holds_then
+    with _lock:
+        _splits += 1
+        blas = _blas()
+        if _splits == 1 and blas is not None and any(
+                lib.num_threads > 1 for lib in blas.lib_controllers):
+            _lowered = blas.limit(limits=1)
+            _holds_then = _holds
+
+
+def _restore_after_split():
+    """Back to the counts before the first of the running over_rows calls, unless a training
+    has meanwhile held BLAS at one thread."""
+    global _splits, _lowered
+    with _lock:
+        _splits -= 1
+        if _splits == 0 and _lowered is not None:
+            if _holds == _holds_then:
+                _lowered.restore_original_limits()
+            _lowered = None
 
 
 class training_threads:
@@ -83,9 +115,6 @@ class training_threads:
 # (src/_forward.pyx BLOCK); a thread handed fewer rows costs more to wake than it saves.
 MIN_ROWS_PER_THREAD = 4096
 
-_pool = None
-_pool_size = 0
-
 
 def num_threads():
     """Threads cbackprop may run: ``CBACKPROP_NUM_THREADS``, else ``OMP_NUM_THREADS``, else
@@ -100,28 +129,48 @@ def num_threads():
         return os.cpu_count() or 1
 
 
-def over_rows(run, n_rows, min_rows=MIN_ROWS_PER_THREAD, uses_blas=True):
+def over_rows(run, n_rows, min_rows=MIN_ROWS_PER_THREAD, uses_blas=False):
     """Call ``run(start, stop)`` on consecutive slices covering ``range(n_rows)``, in parallel
     when there are at least ``min_rows`` for each of several threads; returns the results in
-    order. With ``uses_blas``, BLAS is held at one thread when the rows are split.
+    order, or raises the first part's exception once every part has ended.
 
-    ``run`` must release the GIL for the threads to overlap (the compiled kernels and NumPy's
-    ufunc loops do).
+    Slices start on multiples of ``min_rows`` (the kernels' block), so each row is computed
+    in the same block as in one thread. Threads are started per call (a few tens of
+    microseconds against the milliseconds of work that a split needs): no pool outlives a
+    call, so nothing is shared between concurrent or nested calls or inherited by a fork.
+    With ``uses_blas`` (the parts call BLAS), BLAS runs one thread while the parts run and
+    gets its thread counts back afterwards: two parts each running two BLAS threads on two
+    cores took D-inf from 10.3M to 6.0M rows/s. ``run`` must release the GIL for the threads
+    to overlap (the compiled kernels and NumPy's ufunc loops do).
     """
-    global _pool, _pool_size
     parts = min(num_threads(), n_rows // min_rows)
     if parts <= 1:
         return [run(0, n_rows)]
-    bounds = [n_rows * k // parts for k in range(parts + 1)]
-    with _lock:
+    blocks = -(-n_rows // min_rows)
+    bounds = [min(n_rows, blocks * k // parts * min_rows) for k in range(parts + 1)]
+    results = [None] * parts
+    errors = [None] * parts
+
+    def part(k):
+        try:
+            results[k] = run(bounds[k], bounds[k + 1])
+        except BaseException as exc:     # noqa: BLE001 - handed to the caller below
+            errors[k] = exc
+
+    threads = [threading.Thread(target=part, args=(k,), name=f"cbackprop-{k}", daemon=True)
+               for k in range(1, parts)]
+    if uses_blas:
+        _lower_for_split()
+    try:
+        for t in threads:
+            t.start()
+        part(0)
+        for t in threads:
+            t.join()
+    finally:
         if uses_blas:
-            _hold_one_thread()
-        if _pool is None or _pool_size < parts - 1:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="cbackprop")
-            _pool_size = parts - 1
-        pool = _pool
-    futures = [pool.submit(run, bounds[k], bounds[k + 1]) for k in range(1, parts)]
-    first = run(bounds[0], bounds[1])
-    return [first] + [f.result() for f in futures]
+            _restore_after_split()
+    for exc in errors:
+        if exc is not None:
+            raise exc
+    return results

@@ -276,7 +276,7 @@ class Network:
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         params = self._params
         over_rows(lambda a, b: _forward.forward(self._spec, params, X[a:b], out[a:b]),
-                  X.shape[0])
+                  X.shape[0], uses_blas=True)
         _check_finite_result(out, "forward")
         return out[0] if single else out
 
@@ -304,7 +304,8 @@ class Network:
         X, Y = self._check_data(X, Y)
         params = self._params
         total = sum(over_rows(lambda a, b: _forward.loss_sum(self._spec, params, X[a:b],
-                                                             Y[a:b]), X.shape[0]))
+                                                             Y[a:b]), X.shape[0],
+                              uses_blas=True))
         _check_finite_result(np.array(total), "loss")
         return total / X.shape[0]
 

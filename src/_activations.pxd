@@ -173,12 +173,15 @@ cdef inline floating sigmoid_libm(floating z) noexcept nogil:
     return _sigmoid_from(z, _exp(-z if z >= 0 else z))
 
 
-cdef inline void activate(int code, floating* z, Py_ssize_t n) noexcept nogil:
-    """h := f(z) in place for one sample's layer of n units"""
+cdef inline void activate(int code, floating* z, Py_ssize_t n,
+                          Py_ssize_t width=0) noexcept nogil:
+    """h := f(z) in place for n values: one sample's layer, or a block of samples' layers of
+    `width` units each (element-wise codes only). The sigmoid's exp is chosen by the layer's
+    width, not by n, so a unit's output has the same bits in a block as alone."""
     cdef Py_ssize_t j
     cdef floating zmax, total
     if code == SIGMOID:
-        if n >= 8:
+        if (width if width > 0 else n) >= 8:
             for j in range(n):
                 z[j] = sigmoid(z[j])
         else:

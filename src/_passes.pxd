@@ -112,7 +112,7 @@ cdef inline void forward_block(const Layout* net, const floating* params, const 
         else:
             # element-wise: the block as one long vector, so the loop has one tail instead
             # of one per row (a 10-unit row is all tail for a 16-lane float32 vector)
-            activate(code, H_out, m * n_out)
+            activate(code, H_out, m * n_out, n_out)
         H_in = H_out
 
 

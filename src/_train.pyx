@@ -21,6 +21,7 @@
 # Notation: W[i, j] = w_ij, i the unit fed (output side), j the unit it leaves (input side);
 # h = f(z), delta = dJ/dz, eta = lr.
 from cython cimport floating
+from libc.math cimport isfinite
 from libc.string cimport memcpy, memset
 from _activations cimport mul_derivative, output_delta, sample_loss
 from _optim cimport (Step, make_step, apply_update, update_row, SGD, ADAM, RPROP,
@@ -320,6 +321,7 @@ cdef inline double online_window(const Layout* net, const Step* st, floating* pa
     cdef const floating* Xw
     cdef floating eta = <floating> st.lr, c
     cdef double total = 0
+    cdef bint finite
     start = 0
     while start < n:
         m = min(<Py_ssize_t> WINDOW, n - start)
@@ -333,6 +335,19 @@ cdef inline double online_window(const Layout* net, const Step* st, floating* pa
              0, P, <int> n1)                                        # P = X_w W^T
         gemm(c'N', c'T', <int> m, <int> m, <int> n_in, 1, Xw, <int> n_in, Xw, <int> n_in,
              0, gram, <int> m)                                      # gram = X_w X_w^T
+        finite = True
+        for k in range(m * m):
+            finite = finite and isfinite(gram[k])
+        if not finite:
+            # x_i . x_j overflowed (inputs near the dtype's limit): -eta * inf * 0 would make
+            # NaN of a step that is 0, so this window steps sample by sample instead
+            for j in range(m):
+                r = order[start + j]
+                total += online_step(net, st, params, NULL, NULL, Xw + j * n_in,
+                                     Y + r * n_out, weights[r] if weights != NULL else 1, h,
+                                     z_out, delta, score, correct, False, NULL)
+            start += m
+            continue
         for j in range(m):
             r = order[start + j]
             for k in range(n1):
@@ -388,11 +403,10 @@ def workspace_size(const Py_ssize_t[::1] spec, Py_ssize_t batch_size, Py_ssize_t
     cdef Layout net = make_layout(&spec[0])
     cdef Py_ssize_t B = _largest_batch(batch_size, n)
     cdef Py_ssize_t size = B * (2 * net.n_units + net.n_out)   # h, delta, z of the output
-    if net.n_in >= WINDOW_MIN_INPUTS:
-        # online_window's P, gram, D1 and gathered rows; also for batch_size > 1, whose last
-        # call may be handed a single sample (and then trains it online)
+    if batch_size == 1 and net.n_in >= WINDOW_MIN_INPUTS:
+        # online_window's P, gram, D1 and gathered rows
         size += WINDOW * (2 * net.sizes[1] + WINDOW + net.n_in)
-    if B > 1:
+    if batch_size > 1:
         size += net.n_params                                  # the batch's gradient
         if not sequential:
             size += B * (net.n_in + net.n_out + 1)            # gathered rows of X, Y, weights
@@ -424,14 +438,26 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
     cdef Layout net = make_layout(&spec[0])
     cdef Py_ssize_t n = order.shape[0], start, m, r, s, t = steps_done
     cdef Py_ssize_t n_in = net.n_in, n_out = net.n_out
-    # B is the largest batch this call forms; B == 1 (batch_size 1, or a single sample)
-    # is online training. Scratch for gathering shuffled rows exists only when the batch path
-    # runs unsequentially, so the path taken below must follow from B alone.
+    # B is the largest batch this call forms. batch_size 1 is online training; any larger
+    # batch_size takes the batch path even for a call of one sample, so that a run gives the
+    # same bits however the Python layer cuts it into calls (workspace_size follows the same
+    # rule).
     cdef Py_ssize_t B = _largest_batch(batch_size, n)
-    cdef bint gather = B > 1 and not sequential
+    cdef bint online = batch_size == 1
+    cdef bint gather = not online and not sequential
     cdef bint weighted = weights.shape[0] > 0
+    if batch_size < 1:
+        raise ValueError("train_epoch: batch_size must be at least 1")
     if work.shape[0] < workspace_size(spec, batch_size, n, sequential):
         raise ValueError("train_epoch: work is smaller than workspace_size()")
+    if sequential and n > 0:
+        # the sequential paths read rows order[0] .. order[0] + n - 1 as one block
+        if order[0] < 0 or order[0] + n > X.shape[0]:
+            raise ValueError("train_epoch: order runs past the rows of X")
+        for s in range(1, n):
+            if order[s] != order[0] + s:
+                raise ValueError("train_epoch: sequential is set but order is not "
+                                 "consecutive")
     if hyper.shape[0] != N_HYPER or <int> hyper[H_KIND] == RPROP:
         raise ValueError("train_epoch: hyper must describe SGD or Adam")
     cdef floating* H = &work[0]
@@ -458,13 +484,13 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
         return 0.0, 0
     with nogil:
         st = make_step(&hyper[0], t + 1)
-        if B == 1 and takes_window(&net, &st):
+        if online and takes_window(&net, &st):
             total = online_window(&net, &st, &params[0], &X[0, 0], &Y[0, 0], &order[0],
                                   &weights[0] if weighted else NULL, n, sequential, H, Z, D,
                                   G, G + WINDOW * net.sizes[1],
                                   G + WINDOW * (net.sizes[1] + WINDOW),
                                   G + WINDOW * (2 * net.sizes[1] + WINDOW), score, &correct)
-        elif B == 1:
+        elif online:
             plain = st.kind == SGD and st.momentum == 0 and st.l2 == 0
             if plain:
                 # the first sample's z^(2) through the routine that gives every later one

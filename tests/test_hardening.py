@@ -227,7 +227,8 @@ def test_rows_split_over_threads_cover_every_row_once(monkeypatch):
     bounds = [p[:2] for p in parts]
     assert bounds[0][0] == 0 and bounds[-1][1] == n and len(bounds) == 3
     assert all(bounds[k][1] == bounds[k + 1][0] for k in range(2))          # no gap, no overlap
-    assert max(b - a for a, b in bounds) - min(b - a for a, b in bounds) <= 1   # balanced
+    block = _threads.MIN_ROWS_PER_THREAD
+    assert all(a % block == 0 for a, _ in bounds)       # parts start on the kernels' blocks
     main = threading.get_ident()
     assert parts[0][2] == main and all(p[2] != main for p in parts[1:])   # the pool ran the rest
     few = _threads.over_rows(lambda a, b: seen.append((a, b)), _threads.MIN_ROWS_PER_THREAD)
@@ -265,6 +266,90 @@ def test_input_checks_shared_out_over_threads_find_nan_in_any_part(monkeypatch, 
         net.forward(X)
     with pytest.raises(ValueError, match="X contains NaN or infinity"):
         net.train(X, np.zeros((len(X), 2)), epochs=1)
+
+
+def test_concurrent_and_nested_splits_of_different_sizes(monkeypatch):
+    from cbackprop import _threads
+    monkeypatch.setenv("CBACKPROP_NUM_THREADS", "8")
+    block = _threads.MIN_ROWS_PER_THREAD
+    errors, start = [], threading.Barrier(8)
+
+    def nested(a, b):       # a part that splits again
+        return sum(_threads.over_rows(lambda c, d: d - c, 2 * block))
+
+    def work(k):
+        start.wait()
+        try:
+            for _ in range(20):
+                n = (2 + k % 7) * block
+                assert sum(_threads.over_rows(lambda a, b: b - a, n)) == n
+                assert _threads.over_rows(nested, 3 * block) == [2 * block] * 3
+        except BaseException as exc:     # noqa: BLE001 - collected for the assertion
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_an_exception_in_any_part_reaches_the_caller(monkeypatch):
+    from cbackprop import _threads
+    monkeypatch.setenv("CBACKPROP_NUM_THREADS", "3")
+
+    def run(a, b):
+        if a > 0:
+            raise KeyError(a)
+        return b - a
+
+    with pytest.raises(KeyError):
+        _threads.over_rows(run, 3 * _threads.MIN_ROWS_PER_THREAD)
+
+
+def test_forward_leaves_blas_threads_as_they_were(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    monkeypatch.setenv("CBACKPROP_NUM_THREADS", "2")
+    net = cbackprop.Network([20, 16, 4], seed=0)
+    X = np.random.default_rng(0).uniform(-1, 1, (3 * 4096, 20))
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                  if i["user_api"] == "blas"]
+        net.forward(X)
+        net.loss(X, np.zeros((len(X), 4)))
+        after = [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                 if i["user_api"] == "blas"]
+    assert after == before
+
+
+def _loss_in_forked_child(net, X, y):
+    return float(net.loss(X, y))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_predicts_after_the_parent_did(monkeypatch):
+    import multiprocessing
+    monkeypatch.setenv("CBACKPROP_NUM_THREADS", "2")
+    net = cbackprop.Network([64, 8, 3], seed=0)
+    X = np.random.default_rng(1).uniform(0, 1, (3 * 4096, 64))
+    y = np.arange(len(X)) % 3
+    expected = net.loss(X, y)                 # the parent splits over threads first
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        got = pool.starmap_async(_loss_in_forked_child, [(net, X, y)] * 2).get(timeout=60)
+    assert got == pytest.approx([expected] * 2, rel=1e-12)
+
+
+def test_a_row_has_the_same_output_alone_as_in_a_block(dtype):
+    # narrow sigmoid layers take libm's exp, wide ones the polynomial: by layer width, not by
+    # how many rows come along (wide layers are left out: BLAS itself may sum a 1-row product
+    # in another order than a 200-row one)
+    for sizes in ([4, 5, 3], [4, 7, 2]):
+        net = cbackprop.Network(sizes, "sigmoid", dtype=dtype, seed=0)
+        X = np.random.default_rng(2).uniform(-3, 3, (200, 4)).astype(dtype)
+        block = net.forward(X)
+        for i in range(0, 200, 7):
+            np.testing.assert_array_equal(net.forward(X[i]), block[i])
 
 
 # -- no hidden copies, bounded memory ---------------------------------------------------------

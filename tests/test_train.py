@@ -211,3 +211,41 @@ def test_a_last_batch_of_one_sample_on_a_wide_network(sizes, batch_size, n, shuf
         order = rng.permutation(n) if shuffle else None
         reference.train_epoch(W, b, acts, "mse", X, Y, 0.05, batch_size, order=order)
     assert_params_match(net, W, b, np.float64)
+
+
+def test_the_window_steps_sample_by_sample_when_the_gram_matrix_overflows(dtype):
+    # x . x overflows although every input and every step is finite: the saturated sigmoid's
+    # zero delta must not become -eta * inf * 0 = NaN
+    big = 5e18 if dtype == np.float32 else 1e155
+    net, X, Y, W, b, acts = make_case([300, 1], "sigmoid", "sigmoid", "mse", dtype, n=40)
+    X = (np.random.default_rng(0).uniform(1, 2, X.shape) * big).astype(dtype)
+    history = net.train(X, Y, epochs=1, lr=0.1, batch_size=1, shuffle=False)
+    losses = reference_epochs(W, b, acts, "mse", X, Y, 1, 0.1, 1, 0.0)
+    assert np.isfinite(history.loss).all()
+    assert_params_match(net, W, b, dtype)
+    np.testing.assert_allclose(history.loss, losses, rtol=1e-4)
+
+
+def test_a_trailing_one_sample_batch_repeats_bit_for_bit_however_calls_are_cut(monkeypatch):
+    from cbackprop import train as train_module
+    runs = []
+    for seconds in (1e-9, 1e9):
+        monkeypatch.setattr(train_module, "CHUNK_SECONDS", seconds)
+        net, X, Y, *_ = make_case([384, 5, 3], "tanh", "sigmoid", "mse", np.float64, n=33)
+        net.train(X, Y, epochs=2, lr=0.05, batch_size=2, shuffle=True, seed=2)
+        runs.append(net.get_params())
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_train_epoch_refuses_a_sequential_flag_that_order_contradicts():
+    from cbackprop._dispatch import train_kernels
+    net, X, Y, *_ = make_case([300, 4, 2], "tanh", "sigmoid", "mse", np.float64, n=40)
+    hyper = cbackprop.optimizers.make_optimizer("sgd", 0.0, False, np.float64).hyper(0.1, 0.0)
+    work = np.empty(train_kernels.workspace_size(net._spec, 1, 40, True))
+    params_before = net.get_params()
+    for order in (np.random.default_rng(0).permutation(40), np.arange(10, 50)):
+        with pytest.raises(ValueError, match="order"):
+            train_kernels.train_epoch(net._spec, net._params, net._state, X, Y,
+                                      np.empty(0), order.astype(np.intp), True, 1, hyper, 0, 0,
+                                      work)
+    np.testing.assert_array_equal(net.get_params(), params_before)
