@@ -475,22 +475,27 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
     if not lock.acquire(blocking=False):
         raise RuntimeError("this network is already training (in another thread); train a "
                            "copy (copy.deepcopy(net)) to train in parallel")
-    # rows per BLAS gemm: the batch, Rprop's gradient blocks (src/_backward.pyx BLOCK), or
-    # the window of online SGD with a wide first layer (src/_train.pyx online_window)
-    rows = min(X.shape[0], 256) if rprop else min(batch_size, X.shape[0])
-    if rows == 1 and not rprop:
-        rows = _train.online_window_size(net._spec, opt.hyper(1.0, l2))   # (lr plays no part)
+    # samples per step of SGD/Adam: the batch, or for online plain SGD of a wide first layer
+    # the window in which the kernel updates W^(1) (src/_train.pyx online_window). Compiled
+    # calls come in whole steps, so that a run repeats bit for bit however it is cut into
+    # calls; a step is also the rows of each BLAS gemm (Rprop's: its gradient blocks,
+    # src/_backward.pyx BLOCK)
+    step = None if rprop else min(batch_size, X.shape[0])
+    if step == 1:
+        step = _train.online_window_size(net._spec, opt.hyper(1.0, l2))   # (lr plays no part)
+    rows = min(X.shape[0], 256) if rprop else step
     try:
         with training_threads(net.sizes, rows):
             return _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr,
-                                    batch_size, epochs, l2, schedule, lr_schedule, shuffle,
-                                    early_stopping, patience, min_delta, callbacks, verbose)
+                                    batch_size, step, epochs, l2, schedule, lr_schedule,
+                                    shuffle, early_stopping, patience, min_delta, callbacks,
+                                    verbose)
     finally:
         lock.release()
 
 
 def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch_size,
-                     epochs, l2, schedule, lr_schedule, shuffle, early_stopping, patience,
+                     step, epochs, l2, schedule, lr_schedule, shuffle, early_stopping, patience,
                      min_delta, callbacks, verbose):
     """train() after validation, holding the network's training lock."""
     dtype = net.dtype
@@ -525,13 +530,7 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
     progress = _Progress(epochs * n, None if verbose is None else bool(verbose))
     best = (math.inf, None, None)          # (monitored loss, epoch, snapshot)
     wait = 0
-    # samples per compiled call come in whole steps: batches, or for online plain SGD of a
-    # wide first layer the windows in which the kernel updates W^(1) (src/_train.pyx
-    # online_window), so that a run repeats bit for bit however it is cut into calls
-    step = batch_size
-    if not rprop and batch_size == 1:
-        step = _train.online_window_size(net._spec, opt.hyper(1.0, l2))   # (lr plays no part)
-    chunk = step
+    chunk = batch_size if rprop else step      # samples in the first compiled call
     hyper_lr = None
 
     def diverged(epoch, value, snap):

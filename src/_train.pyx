@@ -31,6 +31,11 @@ from _passes cimport (Layout, make_layout, forward_sample, forward_block, is_cor
                       loss_and_delta_block, backward_block, SCORE_NONE, SCORE_THRESHOLD)
 
 
+cdef inline bint plain_sgd(const Step* st) noexcept nogil:
+    """Plain SGD (no momentum, no L2): the rule the online fast paths below apply."""
+    return st.kind == SGD and st.momentum == 0 and st.l2 == 0
+
+
 cdef inline void sgd_then_matvec_narrow(floating* W, floating* b, const floating* d,
                                         floating eta, const floating* x,
                                         const floating* x_next, floating* z,
@@ -54,9 +59,10 @@ cdef inline void sgd_then_matvec(floating* W, floating* b, const floating* d, fl
                                  const floating* x, const floating* x_next, floating* z,
                                  Py_ssize_t n_out, Py_ssize_t n_in) noexcept nogil:
     """W -= eta d x^T and b -= eta d (an SGD step of a layer whose input is x), then
-    z := W x_next + b with the new W, four rows at a time so that each row is read from
-    memory once for both: updated, then summed from cache by matvec. (One loop that both
-    stores and sums four rows does not vectorise: gcc cannot rule out aliasing.)
+    z := W x_next + b with the new W: one loop over four rows at a time steps each weight and
+    adds it to its row's sum, so each row is read from memory once for both. (That loop
+    vectorises only with the raised run-time alias check limit in setup.py.) Rows of 1-4
+    inputs go to sgd_then_matvec_narrow.
     """
     cdef Py_ssize_t i = 0, r, j, m
     cdef floating step, s0, s1, s2, s3, a0, a1, a2, a3, xj, xn, w
@@ -191,23 +197,21 @@ cdef inline floating online_step(const Layout* net, const Step* st, floating* pa
     sample's z^(2) = W^(1) x_next + b^(1) from each updated row of W^(1) while it is in cache,
     into h's first layer: the next step, called with z1_ready, then skips that product. The
     first weight layer, usually the largest, is read once per sample instead of twice.
-       Plain SGD with defer_w1 leaves W^(1) alone (online_window applies its steps a window of
+    Plain SGD with defer_w1 leaves W^(1) alone (online_window applies its steps a window of
     samples at a time) and only updates b^(1); delta^(2) stays in delta for the caller.
     """
     cdef Py_ssize_t layer, i, j, n_in, n_out, last = net.n_layers - 1
     cdef const floating* h_in
     cdef floating* W
-    cdef floating step, w
+    cdef floating step
     cdef floating* d_out
     cdef floating* d_in
     cdef floating J, d_i
     cdef Py_ssize_t w_off, b_off
     cdef int out_code = <int> net.codes[last]
-    cdef bint plain = st.kind == SGD and st.momentum == 0 and st.l2 == 0
+    cdef bint plain = plain_sgd(st)
     cdef floating eta = <floating> st.lr
 
-    cdef floating acc
-    cdef floating* z_next
     forward_sample(net, params, x, h, z_out, z1_ready)
     J = sample_loss(net.loss, out_code, h + net.unit_off[last], z_out, y, net.n_out)
     if score != SCORE_NONE:
@@ -226,43 +230,30 @@ cdef inline floating online_step(const Layout* net, const Step* st, floating* pa
         b_off = net.b_off[layer]
         d_out = delta + net.unit_off[layer]
         h_in = x if layer == 0 else h + net.unit_off[layer - 1]
-        d_in = NULL
-        if layer > 0:
-            d_in = delta + net.unit_off[layer - 1]
-            memset(d_in, 0, n_in * sizeof(floating))
-        if plain:
-            # plain SGD, the fast path of online training: one pass over row i both
-            # propagates delta^(layer)_j += w_ij delta_i (old w_ij) and applies
-            # w_ij -= eta delta_i h_j
-            W = params + w_off
-            if d_in != NULL:
-                propagate_and_step(W, params + b_off, d_out, eta, h_in, d_in, n_out, n_in)
-                mul_derivative(<int> net.codes[layer - 1], h_in, d_in, n_in)
-                continue
+        d_in = delta + net.unit_off[layer - 1] if layer > 0 else NULL
+        W = params + w_off
+        if plain and d_in != NULL:
+            # a hidden layer: delta^(layer) = W^T delta^(layer+1) with the old W, and the
+            # step, in one pass over W
+            propagate_and_step(W, params + b_off, d_out, eta, h_in, d_in, n_out, n_in)
+        elif plain and defer_w1:
             for i in range(n_out):
-                d_i = d_out[i]
-                step = eta * d_i
-                if d_in != NULL:
-                    for j in range(n_in):
-                        w = W[i * n_in + j]
-                        d_in[j] += w * d_i
-                        W[i * n_in + j] = w - step * h_in[j]
-                elif defer_w1:
-                    for i in range(n_out):
-                        params[b_off + i] -= eta * d_out[i]
-                    break
-                elif x_next != NULL:
-                    # W^(1), the input layer: no delta to propagate, and the next sample's
-                    # z^(2) computed from the new rows (h's first layer, free again: layer 2's
-                    # pass above was its last reader)
-                    sgd_then_matvec(W, params + b_off, d_out, eta, x, x_next,
-                                    h + net.unit_off[0], n_out, n_in)
-                    break
-                else:
-                    for j in range(n_in):
-                        W[i * n_in + j] -= step * h_in[j]
+                params[b_off + i] -= eta * d_out[i]
+        elif plain and x_next != NULL:
+            # W^(1), the input layer: no delta to propagate, and the next sample's z^(2)
+            # computed from the new rows (h's first layer, free again: layer 2's pass above
+            # was its last reader)
+            sgd_then_matvec(W, params + b_off, d_out, eta, x, x_next, h + net.unit_off[0],
+                            n_out, n_in)
+        elif plain:
+            for i in range(n_out):
+                step = eta * d_out[i]
+                for j in range(n_in):
+                    W[i * n_in + j] -= step * h_in[j]
                 params[b_off + i] -= step
         else:
+            if d_in != NULL:
+                memset(d_in, 0, n_in * sizeof(floating))
             for i in range(n_out):
                 d_i = d_out[i]
                 update_row(st, params + w_off + i * n_in, s0 + w_off + i * n_in,
@@ -286,17 +277,15 @@ cdef enum:
 
 cdef inline bint takes_window(const Layout* net, const Step* st) noexcept nogil:
     """Whether online training of this network with this step goes through online_window."""
-    return (st.kind == SGD and st.momentum == 0 and st.l2 == 0
-            and net.n_in >= WINDOW_MIN_INPUTS)
+    return plain_sgd(st) and net.n_in >= WINDOW_MIN_INPUTS
 
 
 cdef inline double online_window(const Layout* net, const Step* st, floating* params,
                                    const floating* X, const floating* Y,
                                    const Py_ssize_t* order, const floating* weights,
                                    Py_ssize_t n, bint sequential, floating* h,
-                                   floating* z_out, floating* delta, floating* P,
-                                   floating* gram, floating* D1, floating* XW, int score,
-                                   Py_ssize_t* correct) noexcept nogil:
+                                   floating* z_out, floating* delta, floating* scratch,
+                                   int score, Py_ssize_t* correct) noexcept nogil:
     """Online plain SGD over n samples (rows order[0..n) of X, Y), exactly the steps of
     online_step one sample after another, with W^(1) updated a window of m samples at a time.
 
@@ -309,11 +298,16 @@ cdef inline double online_window(const Layout* net, const Step* st, floating* pa
     online_step. The result equals the sample-by-sample steps up to rounding (the sums are
     grouped differently); windows start at sample 0 of each call, so the Python layer keeps
     call boundaries on multiples of WINDOW for runs that must repeat bit for bit.
-    P: (WINDOW, sizes[1]); gram: (WINDOW, WINDOW); D1: (WINDOW, sizes[1]); XW: (WINDOW, n_in)
-    scratch for gathered rows when not sequential.
+    scratch: WINDOW * (2 * sizes[1] + WINDOW + n_in) values (see workspace_size), carved into
+    P (WINDOW, sizes[1]), gram (WINDOW, WINDOW), D1 (WINDOW, sizes[1]) and XW (WINDOW, n_in),
+    the rows gathered when not sequential.
     """
     cdef Py_ssize_t n_in = net.n_in, n1 = net.sizes[1], n_out = net.n_out
     cdef Py_ssize_t start, m, i, j, k, r
+    cdef floating* P = scratch
+    cdef floating* gram = P + WINDOW * n1
+    cdef floating* D1 = gram + WINDOW * WINDOW
+    cdef floating* XW = D1 + WINDOW * n1
     cdef floating* W = params + net.w_off[0]
     cdef floating* b = params + net.b_off[0]
     cdef floating* z1 = h + net.unit_off[0]
@@ -487,11 +481,9 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
         if online and takes_window(&net, &st):
             total = online_window(&net, &st, &params[0], &X[0, 0], &Y[0, 0], &order[0],
                                   &weights[0] if weighted else NULL, n, sequential, H, Z, D,
-                                  G, G + WINDOW * net.sizes[1],
-                                  G + WINDOW * (net.sizes[1] + WINDOW),
-                                  G + WINDOW * (2 * net.sizes[1] + WINDOW), score, &correct)
+                                  G, score, &correct)
         elif online:
-            plain = st.kind == SGD and st.momentum == 0 and st.l2 == 0
+            plain = plain_sgd(&st)
             if plain:
                 # the first sample's z^(2) through the routine that gives every later one
                 # (with a zero step), so a run's bits do not depend on where calls begin
