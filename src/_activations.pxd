@@ -140,8 +140,8 @@ cdef inline floating exp_nonpositive(floating x) noexcept nogil:
         p = p * r + <floating> (1.0 / 24.0)
         p = p * r + <floating> (1.0 / 6.0)
         p = p * r + <floating> 0.5
-        p = p * r + 1
-        p = p * r + 1
+        p = p * r + <floating> 1      # cast: a bare 1 is a double in Cython's C
+        p = p * r + <floating> 1
     # 2^k = 2^k1 * 2^(k - k1), each factor a normal number even when e^x is subnormal
     return p * _scale_bits(half, magic) * _scale_bits((kd - k1) + magic, magic)
 
@@ -214,12 +214,13 @@ cdef inline void mul_derivative(int code, const floating* h, floating* delta,
                                 Py_ssize_t n) noexcept nogil:
     """delta := delta * f'(z), with f'(z) written from h = f(z) (hidden layers; never softmax)"""
     cdef Py_ssize_t j
+    cdef floating one = 1   # typed: Cython writes a literal 1 as 1.0, a double (float32!)
     if code == SIGMOID:
         for j in range(n):
-            delta[j] = delta[j] * (h[j] * (1 - h[j]))
+            delta[j] = delta[j] * (h[j] * (one - h[j]))
     elif code == TANH:
         for j in range(n):
-            delta[j] = delta[j] * (1 - h[j] * h[j])
+            delta[j] = delta[j] * (one - h[j] * h[j])
     elif code == RELU:
         for j in range(n):
             if h[j] <= 0:
@@ -231,7 +232,7 @@ cdef inline floating sample_loss(int loss, int code, const floating* h, const fl
                                  const floating* y, Py_ssize_t n) noexcept nogil:
     """J for one sample: mse 1/2 sum (y - h)^2; cross-entropy from z so it never takes log 0"""
     cdef Py_ssize_t j
-    cdef floating total = 0, zmax, lse, diff
+    cdef floating total = 0, zmax, lse, diff, one = 1
     if loss == MSE:
         for j in range(n):
             diff = y[j] - h[j]
@@ -251,7 +252,7 @@ cdef inline floating sample_loss(int loss, int code, const floating* h, const fl
     # sigmoid outputs, binary cross-entropy per unit:
     # -y log h - (1 - y) log(1 - h) = y softplus(-z) + (1 - y) softplus(z)
     for j in range(n):
-        total += y[j] * softplus(-z[j]) + (1 - y[j]) * softplus(z[j])
+        total += y[j] * softplus(-z[j]) + (one - y[j]) * softplus(z[j])
     return total
 
 
