@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._dispatch import backward_kernels as _backward, train_kernels as _train
+from ._dispatch import (backward_kernels as _backward, forward_kernels as _forward,
+                        train_kernels as _train)
 from ._threads import training_threads
 from ._config import check_int, check_positive_finite
 from .optimizers import Rprop, make_optimizer, make_schedule, _in_range
@@ -191,9 +192,12 @@ def score_mode(net, Y):
     or multi-label sigmoid outputs) every output must be on the target's side of 1/2.
     """
     out = net.activations[-1]
-    if out not in ("softmax", "sigmoid") or not np.isin(Y, (0, 1)).all():
+    if out not in ("softmax", "sigmoid"):
         return SCORE_NONE
-    if Y.shape[1] > 1 and (Y.sum(axis=1) == 1).all():
+    kind = _forward.target_kind(Y)            # 0: not all 0/1, 1: one-hot rows, 2: other 0/1
+    if kind == 0:
+        return SCORE_NONE
+    if Y.shape[1] > 1 and kind == 1:
         return SCORE_ARGMAX
     return SCORE_THRESHOLD if out == "sigmoid" else SCORE_NONE
 

@@ -55,3 +55,27 @@ def loss_sum(const Py_ssize_t[::1] spec,      # IN  network description
                                           SCORE_NONE, NULL)
             start += m
     return total
+
+
+def target_kind(const floating[:, ::1] Y):     # IN  (n, n_out) targets, validated finite
+    """What the targets Y say about scoring (see cbackprop/train.py score_mode): 0 if some
+    value is neither 0 nor 1; else 1 if there is more than one column and every row is one-hot
+    (all 0 but a single 1); else 2. Branch-free passes that vectorise, instead of NumPy's isin
+    and row sum (which took 5% of an online epoch of 64-30-10)."""
+    cdef Py_ssize_t n = Y.shape[0], n_out = Y.shape[1], r, k, not_binary = 0, not_one_hot = 0
+    cdef const floating* y
+    cdef floating total, v
+    if n == 0 or n_out == 0:
+        return 2
+    with nogil:
+        y = &Y[0, 0]
+        for k in range(n * n_out):
+            v = y[k]
+            not_binary += (v != 0) & (v != 1)
+        if not_binary == 0 and n_out > 1:
+            for r in range(n):
+                total = 0
+                for k in range(n_out):
+                    total += y[r * n_out + k]
+                not_one_hot += total != 1
+    return 0 if not_binary else 1 if n_out > 1 and not not_one_hot else 2

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import cbackprop
+from cbackprop._dispatch import forward_kernels
 from cbackprop.train import SCORE_ARGMAX, SCORE_THRESHOLD, accuracy
 
 
@@ -177,6 +178,32 @@ def test_validation_accuracy_is_scored_after_each_epoch(name, dtype):
     assert len(history.accuracy) == len(history.val_accuracy) == 3
     assert history.val_accuracy == recorder.probed
     assert history.val_accuracy[-1] == hand_accuracy(net.forward(Xv), Y01[60:], kind)
+
+
+@pytest.mark.parametrize("case, kind", [
+    ("onehot", 1),
+    ("onehot, last value 2", 0),       # one bad value anywhere makes it a regression target
+    ("onehot, a row of two 1s", 2),    # 0/1 but multi-label
+    ("onehot, a row 0.5 + 0.5", 0),    # sums to 1, yet not 0/1
+    ("binary column", 2),              # one column: never one-hot, always threshold
+    ("all zero", 2),
+])
+def test_target_kind_sorts_targets_for_scoring(case, kind, dtype):
+    rng = np.random.default_rng(0)
+    Y = np.eye(10)[rng.integers(0, 10, 37)]
+    if case == "onehot, last value 2":
+        Y[-1, -1] = 2
+    elif case == "onehot, a row of two 1s":
+        Y[20] = 0
+        Y[20, [3, 7]] = 1
+    elif case == "onehot, a row 0.5 + 0.5":
+        Y[20] = 0
+        Y[20, [3, 7]] = 0.5
+    elif case == "binary column":
+        Y = (rng.uniform(size=(37, 1)) > 0.5).astype(float)
+    elif case == "all zero":
+        Y = np.zeros((37, 10))
+    assert forward_kernels.target_kind(np.ascontiguousarray(Y, dtype)) == kind
 
 
 @pytest.mark.parametrize("acts, targets", [
