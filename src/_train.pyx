@@ -23,7 +23,7 @@
 from cython cimport floating
 from libc.math cimport isfinite
 from libc.string cimport memcpy, memset
-from _activations cimport mul_derivative, output_delta, sample_loss
+from _activations cimport activate, mul_derivative, output_delta, sample_loss
 from _optim cimport (Step, make_step, apply_update, update_row, SGD, ADAM, RPROP,
                      H_KIND, H_LR, H_MOMENTUM, N_HYPER)
 from _blas cimport gemm, dot, matvec
@@ -370,6 +370,252 @@ def online_window_size(const Py_ssize_t[::1] spec, const double[::1] hyper):
     return WINDOW if takes_window(&net, &st) else 1
 
 
+cdef enum:
+    # The most units per vector at any kernel level (float32, AVX-512): workspace_size pads
+    # online_two_layer's hidden layer to a multiple of it, enough for every dtype and level.
+    MAX_LANES = 16
+
+
+cdef inline Py_ssize_t padded(Py_ssize_t n, Py_ssize_t lanes) noexcept nogil:
+    return (n + lanes - 1) // lanes * lanes
+
+
+cdef inline bint takes_two_layer(const Layout* net, const Step* st) noexcept nogil:
+    """Whether online training of this network with this step goes through online_two_layer:
+    plain SGD on one hidden layer whose input is narrower than online_window's, and wider than
+    4 (narrower rows go to sgd_then_matvec_narrow: 2-8-1 float64 ran 7% slower here)."""
+    return (plain_sgd(st) and net.n_layers == 2 and 4 < net.n_in < WINDOW_MIN_INPUTS)
+
+
+cdef inline Py_ssize_t two_layer_size(const Layout* net) noexcept nogil:
+    """Scratch of online_two_layer: W^(1) transposed and W^(2) with padded rows, b^(1),
+    h^(2) and delta^(2) padded."""
+    return padded(net.sizes[1], MAX_LANES) * (net.n_in + net.n_out + 3)
+
+
+cdef extern from *:
+    """
+    /* step_columns_then_matvec (see online_two_layer in _train.pyx): W -= eta d x^T, then
+       z := W x_next + b, for W held transposed (WT: n_in rows of P units, P a multiple of
+       16) so that both run along whole vectors of units: for each input j, one multiply-add
+       steps column j of W and one adds it, times x_next[j], to z. The sums over j stay in
+       registers (GCC vector types: an array accumulator was kept in memory, a store and a
+       reload per input), two per block of 16 units (even and odd j) to halve the chain of
+       dependent additions; no sum across units is needed, unlike the row form. */
+    #include <string.h>
+    #if defined(__GNUC__)
+    /* the widest vector this build's instruction set has: a wider GCC vector type would be
+       split through memory */
+    #if defined(__AVX512F__)
+    #define CBP_VBYTES 64
+    #elif defined(__AVX__)
+    #define CBP_VBYTES 32
+    #else
+    #define CBP_VBYTES 16
+    #endif
+    /* one block of KK vectors of units (KK a constant, so acc0, acc1 and dl stay in
+       registers) */
+    #define CBP_COLUMN_BLOCK(T, VEC, VL, KK, WT, d, eta, x, x_next, b, z, n_in, P, ib)    \
+        do {                                                                               \
+            VEC acc0[KK], acc1[KK], dl[KK], w0, w1;                                       \
+            for (int k = 0; k < KK; k++) {                                                \
+                memcpy(&acc0[k], b + ib + k * VL, sizeof w0);                             \
+                memcpy(&dl[k], d + ib + k * VL, sizeof w0);                               \
+                acc1[k] = acc0[k] - acc0[k];                                               \
+            }                                                                              \
+            Py_ssize_t j = 0;                                                              \
+            for (; j + 2 <= n_in; j += 2) {                                                \
+                T s0 = eta * x[j], s1 = eta * x[j + 1], n0 = x_next[j], n1 = x_next[j + 1]; \
+                for (int k = 0; k < KK; k++) {                                            \
+                    T *w = WT + j * P + ib + k * VL;                                       \
+                    memcpy(&w0, w, sizeof w0);                                             \
+                    memcpy(&w1, w + P, sizeof w1);                                         \
+                    w0 -= s0 * dl[k];                                                      \
+                    w1 -= s1 * dl[k];                                                      \
+                    memcpy(w, &w0, sizeof w0);                                             \
+                    memcpy(w + P, &w1, sizeof w1);                                         \
+                    acc0[k] += n0 * w0;                                                    \
+                    acc1[k] += n1 * w1;                                                    \
+                }                                                                          \
+            }                                                                              \
+            if (j < n_in) {                                                                \
+                T s0 = eta * x[j], n0 = x_next[j];                                         \
+                for (int k = 0; k < KK; k++) {                                            \
+                    T *w = WT + j * P + ib + k * VL;                                       \
+                    memcpy(&w0, w, sizeof w0);                                             \
+                    w0 -= s0 * dl[k];                                                      \
+                    memcpy(w, &w0, sizeof w0);                                             \
+                    acc0[k] += n0 * w0;                                                    \
+                }                                                                          \
+            }                                                                              \
+            for (int k = 0; k < KK; k++) {                                                \
+                acc0[k] += acc1[k];                                                        \
+                memcpy(z + ib + k * VL, &acc0[k], sizeof w0);                              \
+            }                                                                              \
+        } while (0)
+    /* P, the padded units, is a multiple of the vector length VL: blocks of two vectors,
+       then one */
+    #define CBP_COLUMNS(NAME, T)                                                          \
+    typedef T NAME##_vec __attribute__((vector_size(CBP_VBYTES)));                         \
+    static inline void NAME(T *WT, const T *d, T eta, const T *x, const T *x_next,         \
+                            const T *b, T *z, Py_ssize_t n_in, Py_ssize_t P) {             \
+        const Py_ssize_t VL = CBP_VBYTES / sizeof(T);                                      \
+        Py_ssize_t ib = 0;                                                                 \
+        for (; ib + 2 * VL <= P; ib += 2 * VL)                                             \
+            CBP_COLUMN_BLOCK(T, NAME##_vec, VL, 2, WT, d, eta, x, x_next, b, z, n_in, P, ib); \
+        if (ib < P)                                                                        \
+            CBP_COLUMN_BLOCK(T, NAME##_vec, VL, 1, WT, d, eta, x, x_next, b, z, n_in, P, ib); \
+    }
+    #define CBP_LANES_FLOAT (CBP_VBYTES / 4)
+    #define CBP_LANES_DOUBLE (CBP_VBYTES / 8)
+    #else  /* plain C: the same arithmetic in the same order, unit by unit */
+    #define CBP_LANES_FLOAT 4
+    #define CBP_LANES_DOUBLE 2
+    #define CBP_COLUMNS(NAME, T)                                                          \
+    static inline void NAME(T *WT, const T *d, T eta, const T *x, const T *x_next,         \
+                            const T *b, T *z, Py_ssize_t n_in, Py_ssize_t P) {             \
+        for (Py_ssize_t i = 0; i < P; i++) {                                               \
+            T acc0 = b[i], acc1 = 0, v;                                                    \
+            Py_ssize_t j = 0;                                                              \
+            for (; j + 2 <= n_in; j += 2) {                                                \
+                v = WT[j * P + i] - (eta * x[j]) * d[i];                                   \
+                WT[j * P + i] = v;                                                         \
+                acc0 += x_next[j] * v;                                                     \
+                v = WT[(j + 1) * P + i] - (eta * x[j + 1]) * d[i];                         \
+                WT[(j + 1) * P + i] = v;                                                   \
+                acc1 += x_next[j + 1] * v;                                                 \
+            }                                                                              \
+            if (j < n_in) {                                                                \
+                v = WT[j * P + i] - (eta * x[j]) * d[i];                                   \
+                WT[j * P + i] = v;                                                         \
+                acc0 += x_next[j] * v;                                                     \
+            }                                                                              \
+            z[i] = acc0 + acc1;                                                            \
+        }                                                                                  \
+    }
+    #endif
+    CBP_COLUMNS(cbp_columns_f, float)
+    CBP_COLUMNS(cbp_columns_d, double)
+    """
+    const Py_ssize_t CBP_LANES_FLOAT, CBP_LANES_DOUBLE
+    void cbp_columns_f(float* WT, const float* d, float eta, const float* x,
+                       const float* x_next, const float* b, float* z, Py_ssize_t n_in,
+                       Py_ssize_t P) noexcept nogil
+    void cbp_columns_d(double* WT, const double* d, double eta, const double* x,
+                       const double* x_next, const double* b, double* z, Py_ssize_t n_in,
+                       Py_ssize_t P) noexcept nogil
+
+
+cdef inline void step_columns_then_matvec(floating* WT, const floating* d, floating eta,
+                                          const floating* x, const floating* x_next,
+                                          const floating* b, floating* z, Py_ssize_t n_in,
+                                          Py_ssize_t P) noexcept nogil:
+    """W -= eta d x^T, then z := W x_next + b, for W held transposed: see the C above."""
+    if floating is float:
+        cbp_columns_f(WT, d, eta, x, x_next, b, z, n_in, P)
+    else:
+        cbp_columns_d(WT, d, eta, x, x_next, b, z, n_in, P)
+
+
+cdef inline double online_two_layer(const Layout* net, const Step* st, floating* params,
+                                    const floating* X, const floating* Y,
+                                    const Py_ssize_t* order, const floating* weights,
+                                    Py_ssize_t n, floating* h, floating* z_out,
+                                    floating* delta, floating* scratch, int score,
+                                    Py_ssize_t* correct) noexcept nogil:
+    """Online plain SGD over n samples (rows order[0..n) of X, Y) of a network with one
+    hidden layer: the steps of online_step, with the hidden units along the vectors.
+
+    For the call, W^(1) is copied transposed (a row per input, as in step_columns_then_matvec)
+    and W^(2) with its rows, b^(1), h^(2) and delta^(2) padded to whole vectors of units,
+    the padding zero. Per sample:
+        h^(2) = f(z^(2))                          (z^(2) from the previous sample's step)
+        z^(3)_k = W^(2)_k . h^(2) + b^(2)_k       (one vector sum per output unit)
+        J, delta^(3) as in online_step (the sample weight scales both)
+        delta^(2) = sum_k delta^(3)_k W^(2)_k * f'(z^(2)), with the old W^(2);
+        W^(2)_k -= eta delta^(3)_k h^(2) in the same pass; b^(2), b^(1) step
+        W^(1) steps and gives the next sample's z^(2) (step_columns_then_matvec)
+    The padded units stay exactly zero: their weights and bias are 0, so z = 0; h^(2) is not
+    computed there (left 0), so W^(2)'s padding never steps and delta^(2) there is 0. The
+    first sample's z^(2) comes from the same routine with a zero step, so a run's bits do not
+    depend on where the Python layer cuts it into calls. Everything is copied back at the end.
+    scratch: two_layer_size(net) values.
+    """
+    cdef Py_ssize_t n_in = net.n_in, nh = net.sizes[1], n_out = net.n_out
+    # whole vectors of this build's instruction set
+    cdef Py_ssize_t P = padded(nh, CBP_LANES_FLOAT if floating is float else CBP_LANES_DOUBLE)
+    cdef Py_ssize_t i, j, k, s, r
+    cdef floating* W1 = params + net.w_off[0]
+    cdef floating* W2 = params + net.w_off[1]
+    cdef floating* b2 = params + net.b_off[1]
+    cdef floating* W1T = scratch
+    cdef floating* W2P = W1T + n_in * P
+    cdef floating* b1 = W2P + n_out * P
+    cdef floating* h2 = b1 + P
+    cdef floating* d2 = h2 + P
+    cdef floating* h3 = h + net.unit_off[1]
+    cdef floating* d3 = delta + net.unit_off[1]
+    cdef int code1 = <int> net.codes[0], code2 = <int> net.codes[1]
+    cdef floating eta = <floating> st.lr, a, dk, sk, weight, J
+    cdef const floating* x
+    cdef const floating* y
+    cdef double total = 0
+    memset(scratch, 0, P * (n_in + n_out + 3) * sizeof(floating))
+    for i in range(nh):
+        for j in range(n_in):
+            W1T[j * P + i] = W1[i * n_in + j]
+        b1[i] = params[net.b_off[0] + i]
+    for k in range(n_out):
+        memcpy(W2P + k * P, W2 + k * nh, nh * sizeof(floating))
+    x = X + order[0] * n_in
+    step_columns_then_matvec(W1T, d2, 0, x, x, b1, h2, n_in, P)    # d2 is 0: no step
+    for s in range(n):
+        r = order[s]
+        x = X + r * n_in
+        y = Y + r * n_out
+        activate(code1, h2, nh)
+        for k in range(n_out):
+            a = 0
+            for i in range(P):
+                a += W2P[k * P + i] * h2[i]
+            h3[k] = a + b2[k]
+        memcpy(z_out, h3, n_out * sizeof(floating))
+        activate(code2, h3, n_out)
+        J = sample_loss(net.loss, code2, h3, z_out, y, n_out)
+        if score != SCORE_NONE:
+            correct[0] += is_correct(score, h3, y, n_out)
+        output_delta(net.loss, code2, h3, y, d3, n_out)
+        if weights != NULL and weights[r] != 1:
+            weight = weights[r]
+            J *= weight
+            for k in range(n_out):
+                d3[k] *= weight
+        total += J
+        for i in range(P):
+            d2[i] = 0
+        for k in range(n_out):
+            dk = d3[k]
+            sk = eta * dk
+            for i in range(P):
+                a = W2P[k * P + i]
+                d2[i] += a * dk
+                W2P[k * P + i] = a - sk * h2[i]
+            b2[k] -= sk
+        mul_derivative(code1, h2, d2, P)
+        for i in range(P):
+            b1[i] -= eta * d2[i]
+        # the last sample steps W^(1) against itself: the z^(2) it leaves is not used
+        step_columns_then_matvec(W1T, d2, eta, x,
+                                 X + order[s + 1] * n_in if s + 1 < n else x, b1, h2, n_in, P)
+    for i in range(nh):
+        for j in range(n_in):
+            W1[i * n_in + j] = W1T[j * P + i]
+        params[net.b_off[0] + i] = b1[i]
+    for k in range(n_out):
+        memcpy(W2 + k * nh, W2P + k * P, nh * sizeof(floating))
+    return total
+
+
 cdef inline void update_all(const Layout* net, const Step* st, floating* params,
                             const floating* grad, floating* s0, floating* s1) noexcept nogil:
     """Apply one step of the optimizer to every parameter from the gradient grad."""
@@ -400,6 +646,8 @@ def workspace_size(const Py_ssize_t[::1] spec, Py_ssize_t batch_size, Py_ssize_t
     if batch_size == 1 and net.n_in >= WINDOW_MIN_INPUTS:
         # online_window's P, gram, D1 and gathered rows
         size += WINDOW * (2 * net.sizes[1] + WINDOW + net.n_in)
+    elif batch_size == 1 and net.n_layers == 2:
+        size += two_layer_size(&net)                          # online_two_layer's copies
     if batch_size > 1:
         size += net.n_params                                  # the batch's gradient
         if not sequential:
@@ -482,6 +730,10 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
             total = online_window(&net, &st, &params[0], &X[0, 0], &Y[0, 0], &order[0],
                                   &weights[0] if weighted else NULL, n, sequential, H, Z, D,
                                   G, score, &correct)
+        elif online and takes_two_layer(&net, &st):
+            total = online_two_layer(&net, &st, &params[0], &X[0, 0], &Y[0, 0], &order[0],
+                                     &weights[0] if weighted else NULL, n, H, Z, D, G, score,
+                                     &correct)
         elif online:
             plain = plain_sgd(&st)
             if plain:

@@ -188,6 +188,44 @@ def test_windowed_online_epochs_match_reference(sizes, config, shuffle, dtype):
                                rtol=10 * (1e-4 if dtype == np.float32 else 1e-10))
 
 
+# One hidden layer, 5 to 255 inputs: online plain SGD with the hidden units along the
+# vectors (src/_train.pyx online_two_layer); hidden widths around the vector lengths (2, 4, 8
+# and 16 units), so that padded units appear in every dtype and kernel level.
+TWO_LAYER_SHAPES = [[5, 1, 2], [6, 8, 3], [7, 17, 1], [9, 33, 4], [64, 30, 10]]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
+@pytest.mark.parametrize("sizes", TWO_LAYER_SHAPES, ids=lambda s: "-".join(map(str, s)))
+def test_two_layer_online_epochs_match_reference(sizes, config, shuffle, dtype):
+    hidden, out, loss = config
+    n, lr = 41, 0.01 if sizes[0] >= 64 else 0.05     # (a linear 64-30-10 diverges at 0.05)
+    net, X, Y, W, b, acts = make_case(sizes, hidden, out, loss, dtype, n=n)
+    weights = np.random.default_rng(5).uniform(0.5, 2.0, n).astype(dtype)
+    history = net.train(X, Y, epochs=2, lr=lr, batch_size=1, shuffle=shuffle, seed=3,
+                        sample_weight=weights)
+    rng = np.random.default_rng(3)
+    losses = []
+    for _ in range(2):
+        order = rng.permutation(n) if shuffle else None
+        losses.append(reference.train_epoch(W, b, acts, loss, X, Y, lr, 1, order=order,
+                                            sample_weight=weights))
+    assert_params_match(net, W, b, dtype)
+    np.testing.assert_allclose(history.loss, losses,
+                               rtol=10 * (1e-4 if dtype == np.float32 else 1e-10))
+
+
+def test_two_layer_runs_repeat_bit_for_bit_however_they_are_cut_into_calls(monkeypatch, dtype):
+    from cbackprop import train as train_module
+    runs = []
+    for seconds in (1e-9, 1e9):         # calls of one sample each, then calls growing 4-fold
+        monkeypatch.setattr(train_module, "CHUNK_SECONDS", seconds)
+        net, X, Y, *_ = make_case([64, 30, 10], "sigmoid", "sigmoid", "mse", dtype, n=300)
+        net.train(X, Y, epochs=2, lr=0.1, batch_size=1, shuffle=True, seed=1)
+        runs.append(net.get_params())
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
 def test_windowed_runs_repeat_bit_for_bit_however_they_are_cut_into_calls(monkeypatch, dtype):
     from cbackprop import train as train_module
     runs = []
