@@ -197,7 +197,7 @@ def score_mode(net, Y):
     kind = _forward.target_kind(Y)            # 0: not all 0/1, 1: one-hot rows, 2: other 0/1
     if kind == 0:
         return SCORE_NONE
-    if Y.shape[1] > 1 and kind == 1:
+    if kind == 1:                             # (only with more than one column)
         return SCORE_ARGMAX
     return SCORE_THRESHOLD if out == "sigmoid" else SCORE_NONE
 

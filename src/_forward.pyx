@@ -1,5 +1,6 @@
 # Design: inference and the loss over a data set, processed in blocks of BLOCK rows so that the
 # scratch memory stays bounded however many rows X has; each block is one gemm per layer.
+# Also target_kind, a look at the targets for scoring.
 # Directives come from setup.py (boundscheck, wraparound, initializedcheck off; cdivision on):
 # safe because cbackprop/network.py validates X, Y, params and spec before calling in.
 #
@@ -60,8 +61,9 @@ def loss_sum(const Py_ssize_t[::1] spec,      # IN  network description
 def target_kind(const floating[:, ::1] Y):     # IN  (n, n_out) targets, validated finite
     """What the targets Y say about scoring (see cbackprop/train.py score_mode): 0 if some
     value is neither 0 nor 1; else 1 if there is more than one column and every row is one-hot
-    (all 0 but a single 1); else 2. Branch-free passes that vectorise, instead of NumPy's isin
-    and row sum (which took 5% of an online epoch of 64-30-10)."""
+    (all 0 but a single 1); else 2 (also for no rows). Branch-free compiled passes instead of
+    NumPy's isin and row sum, which took 5% of an online epoch of 64-30-10. A sum of 0/1
+    values is exactly 1 only for a single 1, in any order of addition and precision."""
     cdef Py_ssize_t n = Y.shape[0], n_out = Y.shape[1], r, k, not_binary = 0, not_one_hot = 0
     cdef const floating* y
     cdef floating total, v

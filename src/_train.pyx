@@ -9,7 +9,9 @@
 #     steps W^(1) together with the next sample's z^(2) = W^(1) x_next + b^(1)
 #     (sgd_then_matvec), so the first layer is read once per sample. With a wide first layer
 #     (WINDOW_MIN_INPUTS) it steps W^(1) a window of WINDOW samples at a time instead, through
-#     three gemms (online_window): exact in real arithmetic, see there.
+#     three gemms (online_window): exact in real arithmetic, see there. A network of one hidden
+#     layer with 5 to 255 inputs runs with its hidden units along the vectors instead of along
+#     W's rows (online_two_layer), W^(1) held transposed for the call.
 #   batch_size > 1: mini-batch, matrix-matrix through BLAS gemm (see _passes.pxd). Plain SGD
 #     and classical momentum fold the update into the gemm; the other rules first gather
 #     the batch's gradient in a buffer.
@@ -371,8 +373,9 @@ def online_window_size(const Py_ssize_t[::1] spec, const double[::1] hyper):
 
 
 cdef enum:
-    # The most units per vector at any kernel level (float32, AVX-512): workspace_size pads
-    # online_two_layer's hidden layer to a multiple of it, enough for every dtype and level.
+    # The most units per vector at any kernel level (float32, AVX-512). online_two_layer pads
+    # its hidden layer to whole vectors of its own build and dtype (CBACKPROP_LANES_*, at most
+    # this: the C block below asserts it); workspace_size reserves the padding for this many.
     MAX_LANES = 16
 
 
@@ -396,32 +399,33 @@ cdef inline Py_ssize_t two_layer_size(const Layout* net) noexcept nogil:
 cdef extern from *:
     """
     /* step_columns_then_matvec (see online_two_layer in _train.pyx): W -= eta d x^T, then
-       z := W x_next + b, for W held transposed (WT: n_in rows of P units, P a multiple of
-       16) so that both run along whole vectors of units: for each input j, one multiply-add
-       steps column j of W and one adds it, times x_next[j], to z. The sums over j stay in
-       registers (GCC vector types: an array accumulator was kept in memory, a store and a
-       reload per input), two per block of 16 units (even and odd j) to halve the chain of
-       dependent additions; no sum across units is needed, unlike the row form. */
+       z := W x_next + b, for W held transposed (WT: n_in rows of P units, P a multiple of the
+       vector length) so that both run along whole vectors of units: for each input j, one
+       multiply-add steps column j of W and one adds it, times x_next[j], to z. The sums over
+       j stay in registers (GCC vector types: an array accumulator was kept in memory, a store
+       and a reload per input), two per vector (even and odd j) to halve the chain of
+       dependent additions; no sum across units is needed, unlike the row form.
+       CBACKPROP_PLAIN_C forces the plain-C version (to test it with GCC). */
     #include <string.h>
-    #if defined(__GNUC__)
+    #if defined(__GNUC__) && !defined(CBACKPROP_PLAIN_C)
     /* the widest vector this build's instruction set has: a wider GCC vector type would be
        split through memory */
     #if defined(__AVX512F__)
-    #define CBP_VBYTES 64
+    #define CBACKPROP_VBYTES 64
     #elif defined(__AVX__)
-    #define CBP_VBYTES 32
+    #define CBACKPROP_VBYTES 32
     #else
-    #define CBP_VBYTES 16
+    #define CBACKPROP_VBYTES 16
     #endif
     /* one block of KK vectors of units (KK a constant, so acc0, acc1 and dl stay in
        registers) */
-    #define CBP_COLUMN_BLOCK(T, VEC, VL, KK, WT, d, eta, x, x_next, b, z, n_in, P, ib)    \
+    #define CBACKPROP_COLUMN_BLOCK(T, VEC, VL, KK, WT, d, eta, x, x_next, b, z, n_in, P, ib)    \
         do {                                                                               \
             VEC acc0[KK], acc1[KK], dl[KK], w0, w1;                                       \
             for (int k = 0; k < KK; k++) {                                                \
                 memcpy(&acc0[k], b + ib + k * VL, sizeof w0);                             \
                 memcpy(&dl[k], d + ib + k * VL, sizeof w0);                               \
-                acc1[k] = acc0[k] - acc0[k];                                               \
+                memset(&acc1[k], 0, sizeof w0);                                            \
             }                                                                              \
             Py_ssize_t j = 0;                                                              \
             for (; j + 2 <= n_in; j += 2) {                                                \
@@ -455,23 +459,24 @@ cdef extern from *:
         } while (0)
     /* P, the padded units, is a multiple of the vector length VL: blocks of two vectors,
        then one */
-    #define CBP_COLUMNS(NAME, T)                                                          \
-    typedef T NAME##_vec __attribute__((vector_size(CBP_VBYTES)));                         \
+    #define CBACKPROP_COLUMNS(NAME, T)                                                          \
+    typedef T NAME##_vec __attribute__((vector_size(CBACKPROP_VBYTES)));                         \
     static inline void NAME(T *WT, const T *d, T eta, const T *x, const T *x_next,         \
                             const T *b, T *z, Py_ssize_t n_in, Py_ssize_t P) {             \
-        const Py_ssize_t VL = CBP_VBYTES / sizeof(T);                                      \
+        const Py_ssize_t VL = CBACKPROP_VBYTES / sizeof(T);                                      \
         Py_ssize_t ib = 0;                                                                 \
         for (; ib + 2 * VL <= P; ib += 2 * VL)                                             \
-            CBP_COLUMN_BLOCK(T, NAME##_vec, VL, 2, WT, d, eta, x, x_next, b, z, n_in, P, ib); \
+            CBACKPROP_COLUMN_BLOCK(T, NAME##_vec, VL, 2, WT, d, eta, x, x_next, b, z, n_in, P, ib); \
         if (ib < P)                                                                        \
-            CBP_COLUMN_BLOCK(T, NAME##_vec, VL, 1, WT, d, eta, x, x_next, b, z, n_in, P, ib); \
+            CBACKPROP_COLUMN_BLOCK(T, NAME##_vec, VL, 1, WT, d, eta, x, x_next, b, z, n_in, P, ib); \
     }
-    #define CBP_LANES_FLOAT (CBP_VBYTES / 4)
-    #define CBP_LANES_DOUBLE (CBP_VBYTES / 8)
+    #define CBACKPROP_LANES_FLOAT (CBACKPROP_VBYTES / 4)
+    #define CBACKPROP_LANES_DOUBLE (CBACKPROP_VBYTES / 8)
+    _Static_assert(CBACKPROP_VBYTES / 4 <= 16, "MAX_LANES in _train.pyx must cover a vector");
     #else  /* plain C: the same arithmetic in the same order, unit by unit */
-    #define CBP_LANES_FLOAT 4
-    #define CBP_LANES_DOUBLE 2
-    #define CBP_COLUMNS(NAME, T)                                                          \
+    #define CBACKPROP_LANES_FLOAT 4
+    #define CBACKPROP_LANES_DOUBLE 2
+    #define CBACKPROP_COLUMNS(NAME, T)                                                          \
     static inline void NAME(T *WT, const T *d, T eta, const T *x, const T *x_next,         \
                             const T *b, T *z, Py_ssize_t n_in, Py_ssize_t P) {             \
         for (Py_ssize_t i = 0; i < P; i++) {                                               \
@@ -494,10 +499,10 @@ cdef extern from *:
         }                                                                                  \
     }
     #endif
-    CBP_COLUMNS(cbp_columns_f, float)
-    CBP_COLUMNS(cbp_columns_d, double)
+    CBACKPROP_COLUMNS(cbp_columns_f, float)
+    CBACKPROP_COLUMNS(cbp_columns_d, double)
     """
-    const Py_ssize_t CBP_LANES_FLOAT, CBP_LANES_DOUBLE
+    const Py_ssize_t CBACKPROP_LANES_FLOAT, CBACKPROP_LANES_DOUBLE
     void cbp_columns_f(float* WT, const float* d, float eta, const float* x,
                        const float* x_next, const float* b, float* z, Py_ssize_t n_in,
                        Py_ssize_t P) noexcept nogil
@@ -539,11 +544,11 @@ cdef inline double online_two_layer(const Layout* net, const Step* st, floating*
     computed there (left 0), so W^(2)'s padding never steps and delta^(2) there is 0. The
     first sample's z^(2) comes from the same routine with a zero step, so a run's bits do not
     depend on where the Python layer cuts it into calls. Everything is copied back at the end.
-    scratch: two_layer_size(net) values.
+    n >= 1. scratch: two_layer_size(net) values.
     """
     cdef Py_ssize_t n_in = net.n_in, nh = net.sizes[1], n_out = net.n_out
     # whole vectors of this build's instruction set
-    cdef Py_ssize_t P = padded(nh, CBP_LANES_FLOAT if floating is float else CBP_LANES_DOUBLE)
+    cdef Py_ssize_t P = padded(nh, CBACKPROP_LANES_FLOAT if floating is float else CBACKPROP_LANES_DOUBLE)
     cdef Py_ssize_t i, j, k, s, r
     cdef floating* W1 = params + net.w_off[0]
     cdef floating* W2 = params + net.w_off[1]
@@ -647,7 +652,7 @@ def workspace_size(const Py_ssize_t[::1] spec, Py_ssize_t batch_size, Py_ssize_t
         # online_window's P, gram, D1 and gathered rows
         size += WINDOW * (2 * net.sizes[1] + WINDOW + net.n_in)
     elif batch_size == 1 and net.n_layers == 2:
-        size += two_layer_size(&net)                          # online_two_layer's copies
+        size += two_layer_size(&net)          # online_two_layer's copies (if it is taken)
     if batch_size > 1:
         size += net.n_params                                  # the batch's gradient
         if not sequential:
