@@ -143,6 +143,8 @@ def over_rows(run, n_rows, min_rows=MIN_ROWS_PER_THREAD, uses_blas=False):
     cores took D-inf from 10.3M to 6.0M rows/s. ``run`` must release the GIL for the threads
     to overlap (the compiled kernels and NumPy's ufunc loops do).
     """
+    if n_rows < 2 * min_rows:        # (before num_threads, which reads the environment)
+        return [run(0, n_rows)]
     parts = min(num_threads(), n_rows // min_rows)
     if parts <= 1:
         return [run(0, n_rows)]

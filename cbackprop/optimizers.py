@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ._config import check_int, check_real
+from ._config import check_int, check_real, in_dtype
 
 # Order of the hyper-parameter array the kernels read (the H_ enum in src/_optim.pxd).
 HYPER_FIELDS = ("kind", "lr", "momentum", "nesterov", "l2", "beta1", "beta2", "eps",
@@ -30,8 +30,7 @@ KIND_CODES = {"sgd": 0, "adam": 1, "rprop": 2}
 def _in_range(value, name, low, high, low_open=False, high_open=True, dtype=np.float64):
     """A real in [low, high) (bounds as flagged), checked in the kernels' dtype as well."""
     value = check_real(value, name)
-    with np.errstate(over="ignore"):           # too large for dtype: refused just below
-        cast = float(np.dtype(dtype).type(value))
+    cast = in_dtype(value, dtype)
     ok = math.isfinite(value) and math.isfinite(cast)
     for v in (value, cast):
         ok = ok and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
