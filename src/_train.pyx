@@ -470,6 +470,40 @@ cdef extern from *:
         if (ib < P)                                                                        \
             CBACKPROP_COLUMN_BLOCK(T, NAME##_vec, VL, 1, WT, d, eta, x, x_next, b, z, n_in, P, ib); \
     }
+    /* cbp_rows_* (see online_two_layer): d := W^T dout with the old W, then
+       W -= eta dout h^T, for W of n_out rows of P units: blocks of units outside, the rows
+       inside, so d's sums stay in registers across the rows (summed in row order) */
+    #define CBACKPROP_ROW_BLOCK(T, VEC, VL, KK, W, h, dout, eta, d, n_out, P, ib)         \
+        do {                                                                               \
+            VEC acc[KK], hv[KK], w;                                                        \
+            for (int k = 0; k < KK; k++) {                                                \
+                memset(&acc[k], 0, sizeof w);                                              \
+                memcpy(&hv[k], h + ib + k * VL, sizeof w);                                 \
+            }                                                                              \
+            for (Py_ssize_t r = 0; r < n_out; r++) {                                       \
+                T dr = dout[r], sr = eta * dout[r];                                        \
+                for (int k = 0; k < KK; k++) {                                            \
+                    T *row = W + r * P + ib + k * VL;                                      \
+                    memcpy(&w, row, sizeof w);                                             \
+                    acc[k] += w * dr;                                                      \
+                    w -= sr * hv[k];                                                       \
+                    memcpy(row, &w, sizeof w);                                             \
+                }                                                                          \
+            }                                                                              \
+            for (int k = 0; k < KK; k++)                                                  \
+                memcpy(d + ib + k * VL, &acc[k], sizeof w);                                \
+        } while (0)
+    #define CBACKPROP_ROWS(NAME, T)                                                       \
+    typedef T NAME##_vec __attribute__((vector_size(CBACKPROP_VBYTES)));                   \
+    static inline void NAME(T *W, const T *h, const T *dout, T eta, T *d,                  \
+                            Py_ssize_t n_out, Py_ssize_t P) {                              \
+        const Py_ssize_t VL = CBACKPROP_VBYTES / sizeof(T);                                \
+        Py_ssize_t ib = 0;                                                                 \
+        for (; ib + 2 * VL <= P; ib += 2 * VL)                                             \
+            CBACKPROP_ROW_BLOCK(T, NAME##_vec, VL, 2, W, h, dout, eta, d, n_out, P, ib);   \
+        if (ib < P)                                                                        \
+            CBACKPROP_ROW_BLOCK(T, NAME##_vec, VL, 1, W, h, dout, eta, d, n_out, P, ib);   \
+    }
     #define CBACKPROP_LANES_FLOAT (CBACKPROP_VBYTES / 4)
     #define CBACKPROP_LANES_DOUBLE (CBACKPROP_VBYTES / 8)
     _Static_assert(CBACKPROP_VBYTES / 4 <= 16, "MAX_LANES in _train.pyx must cover a vector");
@@ -498,11 +532,31 @@ cdef extern from *:
             z[i] = acc0 + acc1;                                                            \
         }                                                                                  \
     }
+    #define CBACKPROP_ROWS(NAME, T)                                                       \
+    static inline void NAME(T *W, const T *h, const T *dout, T eta, T *d,                  \
+                            Py_ssize_t n_out, Py_ssize_t P) {                              \
+        for (Py_ssize_t i = 0; i < P; i++)                                                 \
+            d[i] = 0;                                                                      \
+        for (Py_ssize_t r = 0; r < n_out; r++) {                                           \
+            T dr = dout[r], sr = eta * dout[r];                                            \
+            for (Py_ssize_t i = 0; i < P; i++) {                                           \
+                T w = W[r * P + i];                                                        \
+                d[i] += w * dr;                                                            \
+                W[r * P + i] = w - sr * h[i];                                              \
+            }                                                                              \
+        }                                                                                  \
+    }
     #endif
     CBACKPROP_COLUMNS(cbp_columns_f, float)
     CBACKPROP_COLUMNS(cbp_columns_d, double)
+    CBACKPROP_ROWS(cbp_rows_f, float)
+    CBACKPROP_ROWS(cbp_rows_d, double)
     """
     const Py_ssize_t CBACKPROP_LANES_FLOAT, CBACKPROP_LANES_DOUBLE
+    void cbp_rows_f(float* W, const float* h, const float* dout, float eta, float* d,
+                    Py_ssize_t n_out, Py_ssize_t P) noexcept nogil
+    void cbp_rows_d(double* W, const double* h, const double* dout, double eta, double* d,
+                    Py_ssize_t n_out, Py_ssize_t P) noexcept nogil
     void cbp_columns_f(float* WT, const float* d, float eta, const float* x,
                        const float* x_next, const float* b, float* z, Py_ssize_t n_in,
                        Py_ssize_t P) noexcept nogil
@@ -538,7 +592,8 @@ cdef inline double online_two_layer(const Layout* net, const Step* st, floating*
         z^(3)_k = W^(2)_k . h^(2) + b^(2)_k       (one vector sum per output unit)
         J, delta^(3) as in online_step (the sample weight scales both)
         delta^(2) = sum_k delta^(3)_k W^(2)_k * f'(z^(2)), with the old W^(2);
-        W^(2)_k -= eta delta^(3)_k h^(2) in the same pass; b^(2), b^(1) step
+        W^(2)_k -= eta delta^(3)_k h^(2) in the same pass (cbp_rows_*, in C like
+        the next: its sums stay in registers across the rows); b^(2), b^(1) step
         W^(1) steps and gives the next sample's z^(2) (step_columns_then_matvec)
     The padded units stay exactly zero: their weights and bias are 0, so z = 0; h^(2) is not
     computed there (left 0), so W^(2)'s padding never steps and delta^(2) there is 0. The
@@ -561,7 +616,7 @@ cdef inline double online_two_layer(const Layout* net, const Step* st, floating*
     cdef floating* h3 = h + net.unit_off[1]
     cdef floating* d3 = delta + net.unit_off[1]
     cdef int code1 = <int> net.codes[0], code2 = <int> net.codes[1]
-    cdef floating eta = <floating> st.lr, a, dk, sk, weight, J
+    cdef floating eta = <floating> st.lr, a, weight, J
     cdef const floating* x
     cdef const floating* y
     cdef double total = 0
@@ -596,16 +651,13 @@ cdef inline double online_two_layer(const Layout* net, const Step* st, floating*
             for k in range(n_out):
                 d3[k] *= weight
         total += J
-        for i in range(P):
-            d2[i] = 0
+        # delta^(2) before f' = W^(2)T delta^(3) with the old W^(2), and W^(2)'s step
+        if floating is float:
+            cbp_rows_f(W2P, h2, d3, eta, d2, n_out, P)
+        else:
+            cbp_rows_d(W2P, h2, d3, eta, d2, n_out, P)
         for k in range(n_out):
-            dk = d3[k]
-            sk = eta * dk
-            for i in range(P):
-                a = W2P[k * P + i]
-                d2[i] += a * dk
-                W2P[k * P + i] = a - sk * h2[i]
-            b2[k] -= sk
+            b2[k] -= eta * d3[k]
         mul_derivative(code1, h2, d2, P)
         for i in range(P):
             b1[i] -= eta * d2[i]
