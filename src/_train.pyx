@@ -398,8 +398,8 @@ cdef inline Py_ssize_t two_layer_size(const Layout* net) noexcept nogil:
 
 cdef extern from *:
     """
-    /* step_columns_then_matvec (see online_two_layer in _train.pyx): W -= eta d x^T, then
-       z := W x_next + b, for W held transposed (WT: n_in rows of P units, P a multiple of the
+    /* step_columns_then_matvec (see online_two_layer in _train.pyx): W -= eta d x^T and
+       b -= eta d, then z := W x_next + b, for W held transposed (WT: n_in rows of P units, P a multiple of the
        vector length) so that both run along whole vectors of units: for each input j, one
        multiply-add steps column j of W and one adds it, times x_next[j], to z. The sums over
        j stay in registers (GCC vector types: an array accumulator was kept in memory, a store
@@ -425,6 +425,8 @@ cdef extern from *:
             for (int k = 0; k < KK; k++) {                                                \
                 memcpy(&acc0[k], b + ib + k * VL, sizeof w0);                             \
                 memcpy(&dl[k], d + ib + k * VL, sizeof w0);                               \
+                acc0[k] -= eta * dl[k];                   /* b's step */                   \
+                memcpy(b + ib + k * VL, &acc0[k], sizeof w0);                             \
                 memset(&acc1[k], 0, sizeof w0);                                            \
             }                                                                              \
             Py_ssize_t j = 0;                                                              \
@@ -462,7 +464,7 @@ cdef extern from *:
     #define CBACKPROP_COLUMNS(NAME, T)                                                          \
     typedef T NAME##_vec __attribute__((vector_size(CBACKPROP_VBYTES)));                         \
     static inline void NAME(T *WT, const T *d, T eta, const T *x, const T *x_next,         \
-                            const T *b, T *z, Py_ssize_t n_in, Py_ssize_t P) {             \
+                            T *b, T *z, Py_ssize_t n_in, Py_ssize_t P) {                   \
         const Py_ssize_t VL = CBACKPROP_VBYTES / sizeof(T);                                      \
         Py_ssize_t ib = 0;                                                                 \
         for (; ib + 2 * VL <= P; ib += 2 * VL)                                             \
@@ -512,9 +514,10 @@ cdef extern from *:
     #define CBACKPROP_LANES_DOUBLE 2
     #define CBACKPROP_COLUMNS(NAME, T)                                                          \
     static inline void NAME(T *WT, const T *d, T eta, const T *x, const T *x_next,         \
-                            const T *b, T *z, Py_ssize_t n_in, Py_ssize_t P) {             \
+                            T *b, T *z, Py_ssize_t n_in, Py_ssize_t P) {                   \
         for (Py_ssize_t i = 0; i < P; i++) {                                               \
-            T acc0 = b[i], acc1 = 0, v;                                                    \
+            T acc0 = b[i] - eta * d[i], acc1 = 0, v;                                       \
+            b[i] = acc0;                                                                   \
             Py_ssize_t j = 0;                                                              \
             for (; j + 2 <= n_in; j += 2) {                                                \
                 v = WT[j * P + i] - (eta * x[j]) * d[i];                                   \
@@ -558,18 +561,19 @@ cdef extern from *:
     void cbp_rows_d(double* W, const double* h, const double* dout, double eta, double* d,
                     Py_ssize_t n_out, Py_ssize_t P) noexcept nogil
     void cbp_columns_f(float* WT, const float* d, float eta, const float* x,
-                       const float* x_next, const float* b, float* z, Py_ssize_t n_in,
+                       const float* x_next, float* b, float* z, Py_ssize_t n_in,
                        Py_ssize_t P) noexcept nogil
     void cbp_columns_d(double* WT, const double* d, double eta, const double* x,
-                       const double* x_next, const double* b, double* z, Py_ssize_t n_in,
+                       const double* x_next, double* b, double* z, Py_ssize_t n_in,
                        Py_ssize_t P) noexcept nogil
 
 
 cdef inline void step_columns_then_matvec(floating* WT, const floating* d, floating eta,
                                           const floating* x, const floating* x_next,
-                                          const floating* b, floating* z, Py_ssize_t n_in,
+                                          floating* b, floating* z, Py_ssize_t n_in,
                                           Py_ssize_t P) noexcept nogil:
-    """W -= eta d x^T, then z := W x_next + b, for W held transposed: see the C above."""
+    """W -= eta d x^T and b -= eta d, then z := W x_next + b, for W held transposed: see the
+    C above."""
     if floating is float:
         cbp_columns_f(WT, d, eta, x, x_next, b, z, n_in, P)
     else:
@@ -639,7 +643,8 @@ cdef inline double online_two_layer(const Layout* net, const Step* st, floating*
             for i in range(P):
                 a += W2P[k * P + i] * h2[i]
             h3[k] = a + b2[k]
-        memcpy(z_out, h3, n_out * sizeof(floating))
+        for k in range(n_out):          # (a loop: a few outputs cost less than a call)
+            z_out[k] = h3[k]
         activate(code2, h3, n_out)
         J = sample_loss(net.loss, code2, h3, z_out, y, n_out)
         if score != SCORE_NONE:
@@ -659,8 +664,6 @@ cdef inline double online_two_layer(const Layout* net, const Step* st, floating*
         for k in range(n_out):
             b2[k] -= eta * d3[k]
         mul_derivative(code1, h2, d2, P)
-        for i in range(P):
-            b1[i] -= eta * d2[i]
         # the last sample steps W^(1) against itself: the z^(2) it leaves is not used
         step_columns_then_matvec(W1T, d2, eta, x,
                                  X + order[s + 1] * n_in if s + 1 < n else x, b1, h2, n_in, P)
