@@ -534,7 +534,7 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
     progress = _Progress(epochs * n, None if verbose is None else bool(verbose))
     best = (math.inf, None, None)          # (monitored loss, epoch, snapshot)
     wait = 0
-    chunk = batch_size if rprop else _first_chunk(net, step)   # samples in the first call
+    chunk = _first_chunk(net, 1 if rprop else step)            # samples in the first call
     hyper_lr = None
 
     def diverged(epoch, value, snap):
@@ -667,10 +667,11 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
     return history
 
 
-# Multiply-adds per second that the kernels beat on any machine, in their slowest path (one
-# sample at a time, no SIMD): what sizes the first compiled call of a train(), before there is
-# a measured speed. Measured here (2026-11-24): 2-8-1 online trains about 13 million samples/s,
-# i.e. 0.4e9 parameter updates/s counting 33 parameters.
+# Multiply-adds per second that the kernels beat on any machine, in the units of
+# _first_chunk (three per parameter and SAMPLE_OVERHEAD_MACS per sample): what sizes the first
+# compiled call of a train(), before there is a measured speed. Measured here (2026-11-24):
+# 2-8-1 online trains 10M samples/s through train(), 2e9 in these units, and 784-128-10 online
+# 280k samples/s, 9e10; the margin covers the baseline kernels and slower machines.
 SAFE_MACS_PER_SECOND = 1e8
 # Multiply-adds charged per sample on top of the three per parameter (forward, backward,
 # update): the fixed cost of a sample in a tiny network.
@@ -678,10 +679,10 @@ SAMPLE_OVERHEAD_MACS = 100
 
 
 def _first_chunk(net, step):
-    """Samples in the first compiled call: about CHUNK_SECONDS at SAFE_MACS_PER_SECOND, whole
-    steps. A tiny network's epoch is then one call instead of eight growing ones (each call
-    costs a few microseconds of Python, more after the process has slept); later calls follow
-    the measured speed (_next_chunk)."""
+    """Samples (rows, for Rprop's gradient) in the first compiled call: about CHUNK_SECONDS
+    at SAFE_MACS_PER_SECOND, whole steps. A tiny network's epoch is then one call instead of
+    eight growing ones (each call costs a few microseconds of Python, more after the process
+    has slept); later calls follow the measured speed (_next_chunk)."""
     per_sample = 3 * net._params.size + SAMPLE_OVERHEAD_MACS
     samples = int(CHUNK_SECONDS * SAFE_MACS_PER_SECOND / per_sample)
     return max(step, samples // step * step)

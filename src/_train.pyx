@@ -399,12 +399,12 @@ cdef inline Py_ssize_t two_layer_size(const Layout* net) noexcept nogil:
 cdef extern from *:
     """
     /* step_columns_then_matvec (see online_two_layer in _train.pyx): W -= eta d x^T and
-       b -= eta d, then z := W x_next + b, for W held transposed (WT: n_in rows of P units, P a multiple of the
-       vector length) so that both run along whole vectors of units: for each input j, one
-       multiply-add steps column j of W and one adds it, times x_next[j], to z. The sums over
-       j stay in registers (GCC vector types: an array accumulator was kept in memory, a store
-       and a reload per input), two per vector (even and odd j) to halve the chain of
-       dependent additions; no sum across units is needed, unlike the row form.
+       b -= eta d, then z := W x_next + b, for W held transposed (WT: n_in rows of P units, P
+       a multiple of the vector length) so that both run along whole vectors of units: for
+       each input j, one multiply-add steps column j of W and one adds it, times x_next[j], to
+       z. The sums over j stay in registers (GCC vector types: an array accumulator was kept
+       in memory, a store and a reload per input), two per vector (even and odd j) to halve
+       the chain of dependent additions; no sum across units is needed, unlike the row form.
        CBACKPROP_PLAIN_C forces the plain-C version (to test it with GCC). */
     #include <string.h>
     #if defined(__GNUC__) && !defined(CBACKPROP_PLAIN_C)
@@ -468,9 +468,11 @@ cdef extern from *:
         const Py_ssize_t VL = CBACKPROP_VBYTES / sizeof(T);                                      \
         Py_ssize_t ib = 0;                                                                 \
         for (; ib + 2 * VL <= P; ib += 2 * VL)                                             \
-            CBACKPROP_COLUMN_BLOCK(T, NAME##_vec, VL, 2, WT, d, eta, x, x_next, b, z, n_in, P, ib); \
+            CBACKPROP_COLUMN_BLOCK(T, NAME##_vec, VL, 2, WT, d, eta, x, x_next, b, z,      \
+                                   n_in, P, ib);                                           \
         if (ib < P)                                                                        \
-            CBACKPROP_COLUMN_BLOCK(T, NAME##_vec, VL, 1, WT, d, eta, x, x_next, b, z, n_in, P, ib); \
+            CBACKPROP_COLUMN_BLOCK(T, NAME##_vec, VL, 1, WT, d, eta, x, x_next, b, z,      \
+                                   n_in, P, ib);                                           \
     }
     /* cbp_rows_* (see online_two_layer): d := W^T dout with the old W, then
        W -= eta dout h^T, for W of n_out rows of P units: blocks of units outside, the rows
@@ -597,8 +599,8 @@ cdef inline double online_two_layer(const Layout* net, const Step* st, floating*
         J, delta^(3) as in online_step (the sample weight scales both)
         delta^(2) = sum_k delta^(3)_k W^(2)_k * f'(z^(2)), with the old W^(2);
         W^(2)_k -= eta delta^(3)_k h^(2) in the same pass (cbp_rows_*, in C like
-        the next: its sums stay in registers across the rows); b^(2), b^(1) step
-        W^(1) steps and gives the next sample's z^(2) (step_columns_then_matvec)
+        the next: its sums stay in registers across the rows); b^(2) steps
+        W^(1) and b^(1) step and give the next sample's z^(2) (step_columns_then_matvec)
     The padded units stay exactly zero: their weights and bias are 0, so z = 0; h^(2) is not
     computed there (left 0), so W^(2)'s padding never steps and delta^(2) there is 0. The
     first sample's z^(2) comes from the same routine with a zero step, so a run's bits do not
@@ -607,7 +609,8 @@ cdef inline double online_two_layer(const Layout* net, const Step* st, floating*
     """
     cdef Py_ssize_t n_in = net.n_in, nh = net.sizes[1], n_out = net.n_out
     # whole vectors of this build's instruction set
-    cdef Py_ssize_t P = padded(nh, CBACKPROP_LANES_FLOAT if floating is float else CBACKPROP_LANES_DOUBLE)
+    cdef Py_ssize_t P = padded(nh, CBACKPROP_LANES_FLOAT if floating is float
+                               else CBACKPROP_LANES_DOUBLE)
     cdef Py_ssize_t i, j, k, s, r
     cdef floating* W1 = params + net.w_off[0]
     cdef floating* W2 = params + net.w_off[1]

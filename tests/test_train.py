@@ -218,7 +218,7 @@ def test_two_layer_online_epochs_match_reference(sizes, config, shuffle, dtype):
 def test_two_layer_runs_repeat_bit_for_bit_however_they_are_cut_into_calls(monkeypatch, dtype):
     from cbackprop import train as train_module
     runs = []
-    for seconds in (1e-9, 1e9):         # calls of one sample each, then calls growing 4-fold
+    for seconds in (1e-9, 1e9):         # calls of one sample each, then one call an epoch
         monkeypatch.setattr(train_module, "CHUNK_SECONDS", seconds)
         net, X, Y, *_ = make_case([64, 30, 10], "sigmoid", "sigmoid", "mse", dtype, n=300)
         net.train(X, Y, epochs=2, lr=0.1, batch_size=1, shuffle=True, seed=1)
@@ -229,7 +229,7 @@ def test_two_layer_runs_repeat_bit_for_bit_however_they_are_cut_into_calls(monke
 def test_windowed_runs_repeat_bit_for_bit_however_they_are_cut_into_calls(monkeypatch, dtype):
     from cbackprop import train as train_module
     runs = []
-    for seconds in (1e-9, 1e9):         # calls of one window each, then calls growing 4-fold
+    for seconds in (1e-9, 1e9):         # calls of one window each, then one call an epoch
         monkeypatch.setattr(train_module, "CHUNK_SECONDS", seconds)
         net, X, Y, *_ = make_case([300, 6, 2], "tanh", "sigmoid", "mse", dtype, n=500)
         net.train(X, Y, epochs=2, lr=0.01, batch_size=1, shuffle=True, seed=1)
@@ -262,6 +262,19 @@ def test_the_window_steps_sample_by_sample_when_the_gram_matrix_overflows(dtype)
     assert np.isfinite(history.loss).all()
     assert_params_match(net, W, b, dtype)
     np.testing.assert_allclose(history.loss, losses, rtol=1e-4)
+
+
+def test_rprop_repeats_bit_for_bit_however_its_gradient_is_cut_into_calls(monkeypatch):
+    from cbackprop import train as train_module
+    rng = np.random.default_rng(0)
+    X, Y = rng.uniform(-1, 1, (3000, 7)), rng.uniform(0, 1, (3000, 2))
+    runs = []
+    for seconds in (1e-9, 1e9):         # calls of one row each, then one call an epoch
+        monkeypatch.setattr(train_module, "CHUNK_SECONDS", seconds)
+        net = cbackprop.Network([7, 5, 2], seed=0)
+        net.train(X, Y, epochs=3, optimizer="rprop")
+        runs.append(net.get_params())
+    np.testing.assert_array_equal(runs[0], runs[1])
 
 
 def test_a_trailing_one_sample_batch_repeats_bit_for_bit_however_calls_are_cut(monkeypatch):
