@@ -390,10 +390,10 @@ cdef inline bint takes_two_layer(const Layout* net, const Step* st) noexcept nog
     return (plain_sgd(st) and net.n_layers == 2 and 4 < net.n_in < WINDOW_MIN_INPUTS)
 
 
-cdef inline Py_ssize_t two_layer_size(const Layout* net) noexcept nogil:
-    """Scratch of online_two_layer: W^(1) transposed and W^(2) with padded rows, b^(1),
-    h^(2) and delta^(2) padded."""
-    return padded(net.sizes[1], MAX_LANES) * (net.n_in + net.n_out + 3)
+cdef inline Py_ssize_t two_layer_size(const Layout* net, Py_ssize_t lanes) noexcept nogil:
+    """Scratch of online_two_layer with its hidden layer padded to whole vectors of `lanes`
+    units: W^(1) transposed and W^(2) with padded rows, b^(1), h^(2) and delta^(2) padded."""
+    return padded(net.sizes[1], lanes) * (net.n_in + net.n_out + 3)
 
 
 cdef extern from *:
@@ -605,12 +605,12 @@ cdef inline double online_two_layer(const Layout* net, const Step* st, floating*
     computed there (left 0), so W^(2)'s padding never steps and delta^(2) there is 0. The
     first sample's z^(2) comes from the same routine with a zero step, so a run's bits do not
     depend on where the Python layer cuts it into calls. Everything is copied back at the end.
-    n >= 1. scratch: two_layer_size(net) values.
+    n >= 1. scratch: two_layer_size(net, MAX_LANES) values.
     """
     cdef Py_ssize_t n_in = net.n_in, nh = net.sizes[1], n_out = net.n_out
     # whole vectors of this build's instruction set
-    cdef Py_ssize_t P = padded(nh, CBACKPROP_LANES_FLOAT if floating is float
-                               else CBACKPROP_LANES_DOUBLE)
+    cdef Py_ssize_t lanes = CBACKPROP_LANES_FLOAT if floating is float else CBACKPROP_LANES_DOUBLE
+    cdef Py_ssize_t P = padded(nh, lanes)
     cdef Py_ssize_t i, j, k, s, r
     cdef floating* W1 = params + net.w_off[0]
     cdef floating* W2 = params + net.w_off[1]
@@ -627,7 +627,7 @@ cdef inline double online_two_layer(const Layout* net, const Step* st, floating*
     cdef const floating* x
     cdef const floating* y
     cdef double total = 0
-    memset(scratch, 0, P * (n_in + n_out + 3) * sizeof(floating))
+    memset(scratch, 0, two_layer_size(net, lanes) * sizeof(floating))
     for i in range(nh):
         for j in range(n_in):
             W1T[j * P + i] = W1[i * n_in + j]
@@ -710,7 +710,7 @@ def workspace_size(const Py_ssize_t[::1] spec, Py_ssize_t batch_size, Py_ssize_t
         # online_window's P, gram, D1 and gathered rows
         size += WINDOW * (2 * net.sizes[1] + WINDOW + net.n_in)
     elif batch_size == 1 and net.n_layers == 2:
-        size += two_layer_size(&net)          # online_two_layer's copies (if it is taken)
+        size += two_layer_size(&net, MAX_LANES)   # online_two_layer's copies (if it is taken)
     if batch_size > 1:
         size += net.n_params                                  # the batch's gradient
         if not sequential:

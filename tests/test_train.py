@@ -166,40 +166,10 @@ def test_window_is_taken_by_plain_sgd_with_a_wide_first_layer_only():
     assert window_size(cbackprop.Network([30, 5, 2], seed=0)) == 1
 
 
-@pytest.mark.parametrize("shuffle", [False, True])
-@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
-@pytest.mark.parametrize("sizes", [[300, 9, 4, 3], [256, 3]], ids=["300-9-4-3", "256-3"])
-def test_windowed_online_epochs_match_reference(sizes, config, shuffle, dtype):
+def check_online_epochs_against_reference(sizes, config, shuffle, dtype, n, lr):
+    """Two epochs of online SGD with sample weights, shuffled or not, against the reference
+    stepping the same samples in the same order; returns the trained network."""
     hidden, out, loss = config
-    n = 2 * 32 + 7                      # two whole windows and a part of one
-    net, X, Y, W, b, acts = make_case(sizes, hidden, out, loss, dtype, n=n)
-    assert window_size(net) == 32
-    weights = np.random.default_rng(5).uniform(0.5, 2.0, n).astype(dtype)
-    history = net.train(X, Y, epochs=2, lr=0.01, batch_size=1, shuffle=shuffle, seed=3,
-                        sample_weight=weights)
-    rng = np.random.default_rng(3)
-    losses = []
-    for _ in range(2):
-        order = rng.permutation(n) if shuffle else None
-        losses.append(reference.train_epoch(W, b, acts, loss, X, Y, 0.01, 1, order=order,
-                                            sample_weight=weights))
-    assert_params_match(net, W, b, dtype)
-    np.testing.assert_allclose(history.loss, losses,
-                               rtol=10 * (1e-4 if dtype == np.float32 else 1e-10))
-
-
-# One hidden layer, 5 to 255 inputs: online plain SGD with the hidden units along the
-# vectors (src/_train.pyx online_two_layer); hidden widths around the vector lengths (2, 4, 8
-# and 16 units), so that padded units appear in every dtype and kernel level.
-TWO_LAYER_SHAPES = [[5, 1, 2], [6, 8, 3], [7, 17, 1], [9, 33, 4], [64, 30, 10]]
-
-
-@pytest.mark.parametrize("shuffle", [False, True])
-@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
-@pytest.mark.parametrize("sizes", TWO_LAYER_SHAPES, ids=lambda s: "-".join(map(str, s)))
-def test_two_layer_online_epochs_match_reference(sizes, config, shuffle, dtype):
-    hidden, out, loss = config
-    n, lr = 41, 0.01 if sizes[0] >= 64 else 0.05     # (a linear 64-30-10 diverges at 0.05)
     net, X, Y, W, b, acts = make_case(sizes, hidden, out, loss, dtype, n=n)
     weights = np.random.default_rng(5).uniform(0.5, 2.0, n).astype(dtype)
     history = net.train(X, Y, epochs=2, lr=lr, batch_size=1, shuffle=shuffle, seed=3,
@@ -213,28 +183,58 @@ def test_two_layer_online_epochs_match_reference(sizes, config, shuffle, dtype):
     assert_params_match(net, W, b, dtype)
     np.testing.assert_allclose(history.loss, losses,
                                rtol=10 * (1e-4 if dtype == np.float32 else 1e-10))
+    return net
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
+@pytest.mark.parametrize("sizes", [[300, 9, 4, 3], [256, 3]], ids=["300-9-4-3", "256-3"])
+def test_windowed_online_epochs_match_reference(sizes, config, shuffle, dtype):
+    # two whole windows and a part of one
+    net = check_online_epochs_against_reference(sizes, config, shuffle, dtype, n=2 * 32 + 7,
+                                                lr=0.01)
+    assert window_size(net) == 32
+
+
+def assert_same_bits_however_cut(monkeypatch, trained):
+    """``trained()`` builds and trains a network; with calls of one step each, then with one
+    call an epoch, its parameters must come out bit for bit the same."""
+    from cbackprop import train as train_module
+    runs = []
+    for seconds in (1e-9, 1e9):
+        monkeypatch.setattr(train_module, "CHUNK_SECONDS", seconds)
+        runs.append(trained().get_params())
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+# One hidden layer, 5 to 255 inputs: online plain SGD with the hidden units along the
+# vectors (src/_train.pyx online_two_layer); hidden widths around the vector lengths (2, 4, 8
+# and 16 units), so that padded units appear in every dtype and kernel level.
+TWO_LAYER_SHAPES = [[5, 1, 2], [6, 8, 3], [7, 17, 1], [9, 33, 4], [64, 30, 10]]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
+@pytest.mark.parametrize("sizes", TWO_LAYER_SHAPES, ids=lambda s: "-".join(map(str, s)))
+def test_two_layer_online_epochs_match_reference(sizes, config, shuffle, dtype):
+    lr = 0.01 if sizes[0] >= 64 else 0.05          # (a linear 64-30-10 diverges at 0.05)
+    check_online_epochs_against_reference(sizes, config, shuffle, dtype, n=41, lr=lr)
 
 
 def test_two_layer_runs_repeat_bit_for_bit_however_they_are_cut_into_calls(monkeypatch, dtype):
-    from cbackprop import train as train_module
-    runs = []
-    for seconds in (1e-9, 1e9):         # calls of one sample each, then one call an epoch
-        monkeypatch.setattr(train_module, "CHUNK_SECONDS", seconds)
+    def trained():
         net, X, Y, *_ = make_case([64, 30, 10], "sigmoid", "sigmoid", "mse", dtype, n=300)
         net.train(X, Y, epochs=2, lr=0.1, batch_size=1, shuffle=True, seed=1)
-        runs.append(net.get_params())
-    np.testing.assert_array_equal(runs[0], runs[1])
+        return net
+    assert_same_bits_however_cut(monkeypatch, trained)
 
 
 def test_windowed_runs_repeat_bit_for_bit_however_they_are_cut_into_calls(monkeypatch, dtype):
-    from cbackprop import train as train_module
-    runs = []
-    for seconds in (1e-9, 1e9):         # calls of one window each, then one call an epoch
-        monkeypatch.setattr(train_module, "CHUNK_SECONDS", seconds)
+    def trained():                      # (a step is a window here)
         net, X, Y, *_ = make_case([300, 6, 2], "tanh", "sigmoid", "mse", dtype, n=500)
         net.train(X, Y, epochs=2, lr=0.01, batch_size=1, shuffle=True, seed=1)
-        runs.append(net.get_params())
-    np.testing.assert_array_equal(runs[0], runs[1])
+        return net
+    assert_same_bits_however_cut(monkeypatch, trained)
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
@@ -265,27 +265,22 @@ def test_the_window_steps_sample_by_sample_when_the_gram_matrix_overflows(dtype)
 
 
 def test_rprop_repeats_bit_for_bit_however_its_gradient_is_cut_into_calls(monkeypatch):
-    from cbackprop import train as train_module
     rng = np.random.default_rng(0)
     X, Y = rng.uniform(-1, 1, (3000, 7)), rng.uniform(0, 1, (3000, 2))
-    runs = []
-    for seconds in (1e-9, 1e9):         # calls of one row each, then one call an epoch
-        monkeypatch.setattr(train_module, "CHUNK_SECONDS", seconds)
+
+    def trained():                      # (Rprop's gradient calls are cut into rows)
         net = cbackprop.Network([7, 5, 2], seed=0)
         net.train(X, Y, epochs=3, optimizer="rprop")
-        runs.append(net.get_params())
-    np.testing.assert_array_equal(runs[0], runs[1])
+        return net
+    assert_same_bits_however_cut(monkeypatch, trained)
 
 
 def test_a_trailing_one_sample_batch_repeats_bit_for_bit_however_calls_are_cut(monkeypatch):
-    from cbackprop import train as train_module
-    runs = []
-    for seconds in (1e-9, 1e9):
-        monkeypatch.setattr(train_module, "CHUNK_SECONDS", seconds)
+    def trained():
         net, X, Y, *_ = make_case([384, 5, 3], "tanh", "sigmoid", "mse", np.float64, n=33)
         net.train(X, Y, epochs=2, lr=0.05, batch_size=2, shuffle=True, seed=2)
-        runs.append(net.get_params())
-    np.testing.assert_array_equal(runs[0], runs[1])
+        return net
+    assert_same_bits_however_cut(monkeypatch, trained)
 
 
 def test_train_epoch_refuses_a_sequential_flag_that_order_contradicts():
