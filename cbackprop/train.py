@@ -479,15 +479,16 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
     if not lock.acquire(blocking=False):
         raise RuntimeError("this network is already training (in another thread); train a "
                            "copy (copy.deepcopy(net)) to train in parallel")
-    # samples per step of SGD/Adam: the batch, or for online plain SGD of a wide first layer
-    # the window in which the kernel updates W^(1) (src/_train.pyx online_window). Compiled
+    # samples per step of SGD/Adam: the batch, or for online plain SGD the run of samples a
+    # kernel treats as one: a wide first layer's window, in which W^(1) is updated through
+    # gemm (src/_train.pyx online_window), or a small network's run (online_small). Compiled
     # calls come in whole steps, so that a run repeats bit for bit however it is cut into
-    # calls; a step is also the rows of each BLAS gemm (Rprop's: its gradient blocks,
-    # src/_backward.pyx BLOCK)
+    # calls. rows: the rows of each BLAS gemm (Rprop's: its gradient blocks,
+    # src/_backward.pyx BLOCK), 1 where there is no gemm
     step = None if rprop else min(batch_size, X.shape[0])
-    if step == 1:
-        step = _train.online_window_size(net._spec, opt.hyper(1.0, l2))   # (lr plays no part)
     rows = min(X.shape[0], 256) if rprop else step
+    if step == 1:
+        step, rows = _train.online_run(net._spec, opt.hyper(1.0, l2))   # (lr plays no part)
     try:
         with training_threads(net.sizes, rows):
             return _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr,

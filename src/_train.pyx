@@ -11,7 +11,10 @@
 #     (WINDOW_MIN_INPUTS) it steps W^(1) a window of WINDOW samples at a time instead, through
 #     three gemms (online_window): exact in real arithmetic, see there. A network of one hidden
 #     layer with 5 to 255 inputs runs with its hidden units along the vectors instead of along
-#     W's rows (online_two_layer), W^(1) held transposed for the call.
+#     W's rows (online_two_layer), W^(1) held transposed for the call; one with 1 to 4 inputs
+#     and a hidden layer of at most two vectors keeps that layer in vectors and takes the next
+#     sample's z^(2) from the previous step (online_small), shortening the chain of dependent
+#     operations that sets a tiny network's speed.
 #   batch_size > 1: mini-batch, matrix-matrix through BLAS gemm (see _passes.pxd). Plain SGD
 #     and classical momentum fold the update into the gemm; the other rules first gather
 #     the batch's gradient in a buffer.
@@ -25,7 +28,8 @@
 from cython cimport floating
 from libc.math cimport isfinite
 from libc.string cimport memcpy, memset
-from _activations cimport activate, mul_derivative, output_delta, sample_loss
+from _activations cimport (activate, mul_derivative, output_delta, sample_loss, SIGMOID, RELU,
+                          LINEAR, MSE, sigmoid_libm)
 from _optim cimport (Step, make_step, apply_update, update_row, SGD, ADAM, RPROP,
                      H_KIND, H_LR, H_MOMENTUM, N_HYPER)
 from _blas cimport gemm, dot, matvec
@@ -362,14 +366,20 @@ cdef inline double online_window(const Layout* net, const Step* st, floating* pa
     return total
 
 
-def online_window_size(const Py_ssize_t[::1] spec, const double[::1] hyper):
-    """Samples per window when online training with these hyper-parameters updates W^(1)
-    a window at a time (online_window), else 1."""
+def online_run(const Py_ssize_t[::1] spec, const double[::1] hyper):
+    """(samples per run, rows per gemm) of online training with these hyper-parameters:
+    (WINDOW, WINDOW) when it updates W^(1) a window at a time through gemm (online_window),
+    (SMALL_RUN, 1) for online_small, else (1, 1). The Python layer cuts compiled calls on
+    whole runs, so that a run repeats bit for bit however it is cut."""
     cdef Layout net = make_layout(&spec[0])
     if hyper.shape[0] != N_HYPER:
-        raise ValueError("online_window_size: hyper has the wrong length")
+        raise ValueError("online_run: hyper has the wrong length")
     cdef Step st = make_step(&hyper[0], 1)
-    return WINDOW if takes_window(&net, &st) else 1
+    if takes_window(&net, &st):
+        return WINDOW, WINDOW
+    if takes_small(&net, &st):
+        return SMALL_RUN, 1
+    return 1, 1
 
 
 cdef enum:
@@ -679,6 +689,452 @@ cdef inline double online_two_layer(const Layout* net, const Step* st, floating*
     return total
 
 
+cdef enum:
+    # Samples per run of online_small: a run's first sample computes z^(2) directly, the others
+    # through the previous sample's step (see there); the Python layer cuts calls on whole
+    # runs, so that a run's bits do not depend on the cut.
+    SMALL_RUN = 64
+
+
+cdef extern from *:
+    """
+    /* online_small (see _train.pyx): online plain SGD of one hidden layer of at most two
+       vectors of units, 1 to 4 inputs. Such a network's time per sample is the chain of
+       dependent operations from one sample's step to the next (two activations deep), so
+       its hidden layer stays in whole vectors (GCC vector types) and its sigmoid is a
+       vector polynomial evaluated by Estrin's scheme (a shorter chain than Horner's). */
+    #if defined(__GNUC__) && !defined(CBACKPROP_PLAIN_C) && \
+        (defined(__x86_64__) || defined(__i386__))
+    #define CBACKPROP_SMALL 1
+    /* at most 32-byte vectors: 2-8-1's step took 51 ns a sample with 64-byte ones (AVX-512)
+       and 47 with 32-byte ones */
+    #if defined(__AVX__)
+    #define CBACKPROP_SMALL_VBYTES 32
+    #else
+    #define CBACKPROP_SMALL_VBYTES 16
+    #endif
+    #if defined(__AVX512F__)
+    #define CBACKPROP_OPAQUE(v) __asm__("" : "+v"(v))
+    #else
+    #define CBACKPROP_OPAQUE(v) __asm__("" : "+x"(v))
+    #endif
+    /* the polynomials of exp_nonpositive (_activations.pxd), Taylor's to degree 7 (float)
+       and 13 (double) at r, |r| <= ln2 / 2, evaluated by Estrin's scheme: pairs
+       c_2i + c_2i+1 r, joined by r^2, then r^4, then r^8 */
+    #define CBACKPROP_ESTRIN_F(r, p)                                                          \
+        do {                                                                               \
+            __typeof__(r) r2 = r * r, r4 = r2 * r2;                                        \
+            p = ((1.0f + r) + r2 * (0.5f + r * (1.0f / 6))) +                              \
+                r4 * (((1.0f / 24) + r * (1.0f / 120)) +                                   \
+                      r2 * ((1.0f / 720) + r * (1.0f / 5040)));                            \
+        } while (0)
+    #define CBACKPROP_ESTRIN_D(r, p)                                                          \
+        do {                                                                               \
+            __typeof__(r) r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;                          \
+            p = (((1.0 + r) + r2 * (1.0 / 2 + r * (1.0 / 6))) +                            \
+                 r4 * ((1.0 / 24 + r * (1.0 / 120)) + r2 * (1.0 / 720 + r * (1.0 / 5040)))) + \
+                r8 * (((1.0 / 40320 + r * (1.0 / 362880)) +                                \
+                       r2 * (1.0 / 3628800 + r * (1.0 / 39916800))) +                      \
+                      r4 * (1.0 / 479001600 + r * (1.0 / 6227020800.0)));                  \
+        } while (0)
+    /* e^x for lanes x <= 0 (or NaN): exp_nonpositive's range reduction and two-part scale
+       (subnormal results come out right), its roundings done by adding and subtracting
+       MAGIC through CBACKPROP_OPAQUE so that reassociation cannot fold them away */
+    #define CBACKPROP_SMALL_EXP(NAME, T, IT, MAGIC, LOG2E, LN2_HI, LN2_LO, LOWEST, MANT,   \
+                                BIAS, ESTRIN)                                              \
+    typedef T NAME##_v __attribute__((vector_size(CBACKPROP_SMALL_VBYTES)));                    \
+    typedef IT NAME##_iv __attribute__((vector_size(CBACKPROP_SMALL_VBYTES)));                  \
+    static inline NAME##_v NAME##_exp(NAME##_v x) {                                        \
+        const NAME##_v zero = {0}, magic = zero + MAGIC, lowest = zero + LOWEST;           \
+        NAME##_iv low = x < lowest;                                                        \
+        x = (NAME##_v) ((low & (NAME##_iv) lowest) | (~low & (NAME##_iv) x));             \
+        NAME##_v t = x * LOG2E + magic;                                                    \
+        CBACKPROP_OPAQUE(t);                                                               \
+        NAME##_v kd = t - magic;                     /* k = x / ln2 rounded */             \
+        NAME##_v half = kd * (T) 0.5 + magic;                                              \
+        CBACKPROP_OPAQUE(half);                                                            \
+        NAME##_v k1 = half - magic;                  /* about k / 2 */                     \
+        NAME##_v other = (kd - k1) + magic;                                                \
+        NAME##_v r = x - kd * LN2_HI;                                                      \
+        CBACKPROP_OPAQUE(r);                                                               \
+        r = r - kd * LN2_LO;                                                               \
+        NAME##_v p;                                                                        \
+        ESTRIN(r, p);                                                                      \
+        NAME##_iv s1 = (((NAME##_iv) half - (NAME##_iv) magic) + BIAS) << MANT;            \
+        NAME##_iv s2 = (((NAME##_iv) other - (NAME##_iv) magic) + BIAS) << MANT;           \
+        return p * (NAME##_v) s1 * (NAME##_v) s2;                                          \
+    }                                                                                      \
+    /* h = f(z) and f'(z) from h for the hidden codes online_small takes (_activations.pxd's
+       SIGMOID 0, RELU 2, LINEAR 3); the sigmoid as sigmoid(): 1 / (1 + e^-|z|), or e^-|z|
+       times that for z < 0 */                                                             \
+    static inline NAME##_v NAME##_activate(int code, NAME##_v z, NAME##_v *fp) {          \
+        const NAME##_v zero = {0}, one = zero + 1;                                         \
+        if (code == 0) {                                                                   \
+            NAME##_v mz = -z;                                                              \
+            NAME##_iv neg = z < mz;                                                        \
+            NAME##_v e = NAME##_exp((NAME##_v) ((neg & (NAME##_iv) z) |                    \
+                                                (~neg & (NAME##_iv) mz)));   /* -|z| */    \
+            NAME##_v r = one / (one + e);                                                  \
+            NAME##_v h = (NAME##_v) ((neg & (NAME##_iv) (e * r)) | (~neg & (NAME##_iv) r)); \
+            *fp = h * (one - h);                                                           \
+            return h;                                                                      \
+        }                                                                                  \
+        if (code == 2) {                                                                   \
+            NAME##_iv pos = z > zero;                                                      \
+            *fp = (NAME##_v) (pos & (NAME##_iv) one);                                      \
+            return (NAME##_v) (pos & (NAME##_iv) z);                                       \
+        }                                                                                  \
+        *fp = one;                                                                         \
+        return z;                                                                          \
+    }
+    CBACKPROP_SMALL_EXP(cbp_small_f, float, int, 12582912.0f, 1.44269504f, 0.693359375f,
+                        -2.12194440e-4f, -104.0f, 23, 127, CBACKPROP_ESTRIN_F)
+    CBACKPROP_SMALL_EXP(cbp_small_d, double, long long, 6755399441055744.0,
+                        1.4426950408889634, 6.93147180369123816490e-01,
+                        1.90821492927058770002e-10, -750.0, 52, 1023, CBACKPROP_ESTRIN_D)
+    /* The two halves of a sample around its output layer (which _train.pyx computes), for
+       KK vectors of VL units; P = KK * VL. Before: h^(2) = f(z^(2)) (and f'), or first z^(2)
+       = W^(1) x + b^(1) when `direct`; z^(3)_k = W^(2)_k . h^(2) + b^(2)_k; and, off the
+       chain of dependent operations, what the next sample's z^(2) needs:
+           z^(2)' = W^(1)' x' + b^(1)' = A - c delta^(2),  A = W^(1) x' + b^(1) (old W^(1)),
+           c = eta (x . x' + 1),  delta^(2) = f' * sum_k delta^(3)_k W^(2)_k (old W^(2)),
+       so V_k = c f' * W^(2)_k. After (given delta^(3)): z^(2)' = A - sum_k delta^(3)_k V_k,
+       one multiply-add per output from delta^(3) to the next z^(2); W^(2), b^(2), W^(1) and
+       b^(1) step as in online_step. `mask` is 1 on the nh real units, 0 on the padding, so
+       W^(2)'s padding never steps (h^(2) there is f(0)). */
+    #define CBACKPROP_SMALL_PASSES(NAME, T, KK)                                             \
+    static inline void NAME##_before##KK(int code, const T *W1T, const T *b1, const T *W2, \
+            const T *b2, T *z2, T *h2, T *fp, T *A, T *V, T *z3, const T *x,              \
+            const T *x_next, T c, int direct, Py_ssize_t n_in, Py_ssize_t n_out) {         \
+        const Py_ssize_t VL = CBACKPROP_SMALL_VBYTES / sizeof(T), P = KK * VL;                   \
+        NAME##_v z[KK], h[KK], f[KK], w, v, acc;                                           \
+        _Pragma("GCC unroll 2")                                                        \
+        for (int k = 0; k < KK; k++) {                                                     \
+            if (direct) {                                                                  \
+                memcpy(&acc, b1 + k * VL, sizeof w);                                       \
+                for (Py_ssize_t j = 0; j < n_in; j++) {                                    \
+                    memcpy(&w, W1T + j * P + k * VL, sizeof w);                            \
+                    acc += x[j] * w;                                                       \
+                }                                                                          \
+                z[k] = acc;                                                                \
+            } else {                                                                       \
+                memcpy(&z[k], z2 + k * VL, sizeof w);                                      \
+            }                                                                              \
+            h[k] = NAME##_activate(code, z[k], &f[k]);                                     \
+            memcpy(h2 + k * VL, &h[k], sizeof w);                                          \
+            memcpy(fp + k * VL, &f[k], sizeof w);                                          \
+        }                                                                                  \
+        for (Py_ssize_t o = 0; o < n_out; o++) {                                           \
+            memcpy(&w, W2 + o * P, sizeof w);                                              \
+            acc = w * h[0];                                                                \
+            v = c * f[0] * w;                                                              \
+            memcpy(V + o * P, &v, sizeof w);                                               \
+            _Pragma("GCC unroll 2")                                                    \
+            for (int k = 1; k < KK; k++) {                                                 \
+                memcpy(&w, W2 + o * P + k * VL, sizeof w);                                 \
+                acc += w * h[k];                                                           \
+                v = c * f[k] * w;                                                          \
+                memcpy(V + o * P + k * VL, &v, sizeof w);                                  \
+            }                                                                              \
+            T sum = acc[0];                                                                \
+            for (Py_ssize_t i = 1; i < VL; i++)                                            \
+                sum += acc[i];                                                             \
+            z3[o] = sum + b2[o];                                                           \
+        }                                                                                  \
+        _Pragma("GCC unroll 2")                                                        \
+        for (int k = 0; k < KK; k++) {                                                     \
+            memcpy(&acc, b1 + k * VL, sizeof w);                                           \
+            for (Py_ssize_t j = 0; j < n_in; j++) {                                        \
+                memcpy(&w, W1T + j * P + k * VL, sizeof w);                                \
+                acc += x_next[j] * w;                                                      \
+            }                                                                              \
+            memcpy(A + k * VL, &acc, sizeof w);                                            \
+        }                                                                                  \
+    }                                                                                      \
+    static inline void NAME##_after##KK(T *W1T, T *b1, T *W2, T *b2, T *z2, const T *h2,   \
+            const T *fp, const T *A, const T *V, const T *mask, const T *d3, const T *x,   \
+            T eta, Py_ssize_t n_in, Py_ssize_t n_out) {                                    \
+        const Py_ssize_t VL = CBACKPROP_SMALL_VBYTES / sizeof(T), P = KK * VL;                   \
+        NAME##_v z[KK], g[KK], hm[KK], w, v, m;                                            \
+        _Pragma("GCC unroll 2")                                                        \
+        for (int k = 0; k < KK; k++) {                                                     \
+            memcpy(&z[k], A + k * VL, sizeof w);                                           \
+            memcpy(&hm[k], h2 + k * VL, sizeof w);                                         \
+            memcpy(&m, mask + k * VL, sizeof w);                                           \
+            hm[k] *= m;                                                                    \
+            g[k] = (NAME##_v) {0};                                                         \
+        }                                                                                  \
+        for (Py_ssize_t o = 0; o < n_out; o++) {                                           \
+            T d = d3[o], step = eta * d3[o];                                               \
+            _Pragma("GCC unroll 2")                                                    \
+            for (int k = 0; k < KK; k++) {                                                 \
+                memcpy(&v, V + o * P + k * VL, sizeof w);                                  \
+                z[k] -= d * v;                                                             \
+                memcpy(&w, W2 + o * P + k * VL, sizeof w);                                 \
+                g[k] += d * w;                                                             \
+                w -= step * hm[k];                                                         \
+                memcpy(W2 + o * P + k * VL, &w, sizeof w);                                 \
+            }                                                                              \
+            b2[o] -= step;                                                                 \
+        }                                                                                  \
+        _Pragma("GCC unroll 2")                                                        \
+        for (int k = 0; k < KK; k++) {                                                     \
+            memcpy(&v, fp + k * VL, sizeof w);                                             \
+            g[k] *= v;                                           /* delta^(2) */           \
+            memcpy(&w, b1 + k * VL, sizeof w);                                             \
+            w -= eta * g[k];                                                               \
+            memcpy(b1 + k * VL, &w, sizeof w);                                             \
+            for (Py_ssize_t j = 0; j < n_in; j++) {                                        \
+                memcpy(&w, W1T + j * P + k * VL, sizeof w);                                \
+                w -= (eta * x[j]) * g[k];                                                  \
+                memcpy(W1T + j * P + k * VL, &w, sizeof w);                                \
+            }                                                                              \
+            memcpy(z2 + k * VL, &z[k], sizeof w);                                          \
+        }                                                                                  \
+    }
+    /* the activation over whole vectors of an array (the test hook small_activation) */
+    #define CBACKPROP_SMALL_ACTIVATE_ALL(NAME, T)                                           \
+    static inline void NAME##_activate_all(int code, const T *z, T *h, T *fp,              \
+                                           Py_ssize_t n) {                                 \
+        NAME##_v v, f;                                                                     \
+        for (Py_ssize_t i = 0; i + (Py_ssize_t) (sizeof v / sizeof(T)) <= n;               \
+             i += sizeof v / sizeof(T)) {                                                  \
+            memcpy(&v, z + i, sizeof v);                                                   \
+            v = NAME##_activate(code, v, &f);                                              \
+            memcpy(h + i, &v, sizeof v);                                                   \
+            memcpy(fp + i, &f, sizeof f);                                                  \
+        }                                                                                  \
+    }
+    CBACKPROP_SMALL_ACTIVATE_ALL(cbp_small_f, float)
+    CBACKPROP_SMALL_ACTIVATE_ALL(cbp_small_d, double)
+    CBACKPROP_SMALL_PASSES(cbp_small_f, float, 1)
+    CBACKPROP_SMALL_PASSES(cbp_small_f, float, 2)
+    CBACKPROP_SMALL_PASSES(cbp_small_d, double, 1)
+    CBACKPROP_SMALL_PASSES(cbp_small_d, double, 2)
+    /* KK (1 or 2) chosen per call, once per sample: the branch is always predicted */
+    #define CBACKPROP_SMALL_CALLS(NAME, T)                                                  \
+    static inline void NAME##_before(int KK, int code, const T *W1T, const T *b1,          \
+            const T *W2, const T *b2, T *z2, T *h2, T *fp, T *A, T *V, T *z3, const T *x,  \
+            const T *x_next, T c, int direct, Py_ssize_t n_in, Py_ssize_t n_out) {         \
+        if (KK == 1)                                                                       \
+            NAME##_before1(code, W1T, b1, W2, b2, z2, h2, fp, A, V, z3, x, x_next, c,      \
+                           direct, n_in, n_out);                                           \
+        else                                                                               \
+            NAME##_before2(code, W1T, b1, W2, b2, z2, h2, fp, A, V, z3, x, x_next, c,      \
+                           direct, n_in, n_out);                                           \
+    }                                                                                      \
+    static inline void NAME##_after(int KK, T *W1T, T *b1, T *W2, T *b2, T *z2,           \
+            const T *h2, const T *fp, const T *A, const T *V, const T *mask, const T *d3,  \
+            const T *x, T eta, Py_ssize_t n_in, Py_ssize_t n_out) {                        \
+        if (KK == 1)                                                                       \
+            NAME##_after1(W1T, b1, W2, b2, z2, h2, fp, A, V, mask, d3, x, eta, n_in, n_out); \
+        else                                                                               \
+            NAME##_after2(W1T, b1, W2, b2, z2, h2, fp, A, V, mask, d3, x, eta, n_in, n_out); \
+    }
+    CBACKPROP_SMALL_CALLS(cbp_small_f, float)
+    CBACKPROP_SMALL_CALLS(cbp_small_d, double)
+    #define CBACKPROP_SMALL_LANES_FLOAT (CBACKPROP_SMALL_VBYTES / 4)
+    #define CBACKPROP_SMALL_LANES_DOUBLE (CBACKPROP_SMALL_VBYTES / 8)
+    #else
+    #define CBACKPROP_SMALL 0
+    #define CBACKPROP_SMALL_LANES_FLOAT 1
+    #define CBACKPROP_SMALL_LANES_DOUBLE 1
+    /* never called (online_small is not taken without vector types): stubs to link */
+    #define CBACKPROP_SMALL_STUBS(NAME, T)                                                  \
+    static inline void NAME##_before(int KK, int code, const T *W1T, const T *b1,          \
+            const T *W2, const T *b2, T *z2, T *h2, T *fp, T *A, T *V, T *z3, const T *x,  \
+            const T *x_next, T c, int direct, Py_ssize_t n_in, Py_ssize_t n_out) {}        \
+    static inline void NAME##_after(int KK, T *W1T, T *b1, T *W2, T *b2, T *z2,           \
+            const T *h2, const T *fp, const T *A, const T *V, const T *mask, const T *d3,  \
+            const T *x, T eta, Py_ssize_t n_in, Py_ssize_t n_out) {}                       \
+    static inline void NAME##_activate_all(int code, const T *z, T *h, T *fp,              \
+                                           Py_ssize_t n) {}
+    CBACKPROP_SMALL_STUBS(cbp_small_f, float)
+    CBACKPROP_SMALL_STUBS(cbp_small_d, double)
+    #endif
+    """
+    const bint CBACKPROP_SMALL
+    const Py_ssize_t CBACKPROP_SMALL_LANES_FLOAT, CBACKPROP_SMALL_LANES_DOUBLE
+    void cbp_small_f_activate_all(int code, const float* z, float* h, float* fp,
+                                  Py_ssize_t n) noexcept nogil
+    void cbp_small_d_activate_all(int code, const double* z, double* h, double* fp,
+                                  Py_ssize_t n) noexcept nogil
+    void cbp_small_f_before(int KK, int code, const float* W1T, const float* b1,
+                            const float* W2, const float* b2, float* z2, float* h2, float* fp,
+                            float* A, float* V, float* z3, const float* x, const float* x_next,
+                            float c, int direct, Py_ssize_t n_in,
+                            Py_ssize_t n_out) noexcept nogil
+    void cbp_small_f_after(int KK, float* W1T, float* b1, float* W2, float* b2, float* z2,
+                           const float* h2, const float* fp, const float* A, const float* V,
+                           const float* mask, const float* d3, const float* x, float eta,
+                           Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil
+    void cbp_small_d_before(int KK, int code, const double* W1T, const double* b1,
+                            const double* W2, const double* b2, double* z2, double* h2, double* fp,
+                            double* A, double* V, double* z3, const double* x,
+                            const double* x_next, double c, int direct, Py_ssize_t n_in,
+                            Py_ssize_t n_out) noexcept nogil
+    void cbp_small_d_after(int KK, double* W1T, double* b1, double* W2, double* b2, double* z2,
+                           const double* h2, const double* fp, const double* A, const double* V,
+                           const double* mask, const double* d3, const double* x, double eta,
+                           Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil
+
+
+def small_activation(int code,
+                     const floating[::1] z,     # IN     a multiple of the vector length
+                     floating[::1] h,           # OUT    f(z)
+                     floating[::1] fp):         # OUT    f'(z), from h
+    """Test hook: online_small's vector activation (SIGMOID, RELU or LINEAR) over z.
+    Returns the vector length (z's length must be a multiple of it), or 0 where online_small
+    is not built (then h and fp are left alone)."""
+    cdef Py_ssize_t lanes = (CBACKPROP_SMALL_LANES_FLOAT if floating is float
+                             else CBACKPROP_SMALL_LANES_DOUBLE)
+    if code != SIGMOID and code != RELU and code != LINEAR:
+        raise ValueError("small_activation: code must be SIGMOID, RELU or LINEAR")
+    if z.shape[0] % lanes or h.shape[0] != z.shape[0] or fp.shape[0] != z.shape[0]:
+        raise ValueError("small_activation: z, h and fp must have one length, a multiple "
+                         "of %d" % lanes)
+    if not CBACKPROP_SMALL:
+        return 0
+    with nogil:
+        if floating is float:
+            cbp_small_f_activate_all(code, &z[0], &h[0], &fp[0], z.shape[0])
+        else:
+            cbp_small_d_activate_all(code, &z[0], &h[0], &fp[0], z.shape[0])
+    return lanes
+
+
+cdef inline bint takes_small(const Layout* net, const Step* st) noexcept nogil:
+    """Whether online training of this network with this step goes through online_small:
+    plain SGD on one hidden layer of 1 to 4 inputs (wider ones go to online_two_layer) and at
+    most two vectors of doubles of units (the same bound in both dtypes), sigmoid, relu or
+    linear (the activations online_small computes in vectors)."""
+    return (CBACKPROP_SMALL and plain_sgd(st) and net.n_layers == 2 and net.n_in <= 4
+            and net.sizes[1] <= 2 * CBACKPROP_SMALL_LANES_DOUBLE
+            and (net.codes[0] == SIGMOID or net.codes[0] == RELU or net.codes[0] == LINEAR))
+
+
+cdef inline Py_ssize_t small_size(const Layout* net) noexcept nogil:
+    """Scratch of online_small (at most two vectors of units): W^(1) transposed, W^(2) and V
+    with padded rows, b^(1), z^(2), h^(2), f', A and the mask."""
+    return 2 * MAX_LANES * (net.n_in + 2 * net.n_out + 6)
+
+
+cdef inline double online_small(const Layout* net, const Step* st, floating* params,
+                                const floating* X, const floating* Y,
+                                const Py_ssize_t* order, const floating* weights,
+                                Py_ssize_t n, floating* h, floating* z_out, floating* delta,
+                                floating* scratch, int score,
+                                Py_ssize_t* correct) noexcept nogil:
+    """Online plain SGD over n samples (rows order[0..n) of X, Y) of a network of one small
+    hidden layer (takes_small): the steps of online_step, with the hidden layer in vectors
+    (the C above) and the next sample's z^(2) = A - sum_k delta^(3)_k V_k.
+
+    That form is exact in real arithmetic: W^(1)' = W^(1) - eta delta^(2) x^T and
+    b^(1)' = b^(1) - eta delta^(2) give W^(1)' x' + b^(1)' = A - eta (x . x' + 1) delta^(2).
+    It shortens the chain from one sample's output delta to the next sample's z^(2) to one
+    multiply-add per output. The weights themselves step exactly as in online_step. The
+    first sample of every SMALL_RUN (counted from the call's start, which the Python layer
+    keeps on whole runs) computes z^(2) = W^(1) x + b^(1) directly, so a run's bits do not
+    depend on where calls begin; so does a sample after one whose c = eta (x . x' + 1) is
+    too large to multiply safely (inputs near the dtype's limit), where the correction would
+    overflow. scratch: small_size(net) values.
+    """
+    cdef Py_ssize_t n_in = net.n_in, nh = net.sizes[1], n_out = net.n_out
+    cdef Py_ssize_t lanes = (CBACKPROP_SMALL_LANES_FLOAT if floating is float
+                             else CBACKPROP_SMALL_LANES_DOUBLE)
+    cdef int KK = 1 if nh <= lanes else 2
+    cdef Py_ssize_t P = KK * lanes
+    cdef Py_ssize_t i, j, k, s, r
+    cdef floating* W1 = params + net.w_off[0]
+    cdef floating* W2 = params + net.w_off[1]
+    cdef floating* b2 = params + net.b_off[1]
+    cdef floating* W1T = scratch
+    cdef floating* W2P = W1T + n_in * P
+    cdef floating* V = W2P + n_out * P
+    cdef floating* b1 = V + n_out * P
+    cdef floating* z2 = b1 + P
+    cdef floating* h2 = z2 + P
+    cdef floating* fp = h2 + P
+    cdef floating* A = fp + P
+    cdef floating* mask = A + P
+    cdef floating* h3 = h + net.unit_off[1]
+    cdef floating* d3 = delta + net.unit_off[1]
+    cdef int code1 = <int> net.codes[0], code2 = <int> net.codes[1]
+    cdef floating eta = <floating> st.lr, c, J, weight, a, diff, one = 1, half = <floating> 0.5
+    cdef bint squared_sigmoid = code2 == SIGMOID and net.loss == MSE
+    # beyond this c, c * f' * W^(2) * delta^(3) could overflow where the step is finite
+    cdef floating c_max = <floating> (1.8e19 if floating is float else 1.3e154)
+    cdef const floating* x
+    cdef const floating* x_next
+    cdef const floating* y
+    cdef double total = 0
+    cdef bint direct = True
+    memset(scratch, 0, (n_in + 2 * n_out + 6) * P * sizeof(floating))
+    for i in range(nh):
+        for j in range(n_in):
+            W1T[j * P + i] = W1[i * n_in + j]
+        b1[i] = params[net.b_off[0] + i]
+        mask[i] = 1
+    for k in range(n_out):
+        memcpy(W2P + k * P, W2 + k * nh, nh * sizeof(floating))
+    for s in range(n):
+        r = order[s]
+        x = X + r * n_in
+        y = Y + r * n_out
+        x_next = X + order[s + 1] * n_in if s + 1 < n else x
+        c = 0
+        for j in range(n_in):
+            c += x[j] * x_next[j]
+        c = eta * (c + one)
+        if s % SMALL_RUN == 0:
+            direct = True
+        if floating is float:
+            cbp_small_f_before(KK, code1, W1T, b1, W2P, b2, z2, h2, fp, A, V, h3, x, x_next,
+                               c, direct, n_in, n_out)
+        else:
+            cbp_small_d_before(KK, code1, W1T, b1, W2P, b2, z2, h2, fp, A, V, h3, x, x_next,
+                               c, direct, n_in, n_out)
+        direct = not (-c_max < c < c_max)
+        if squared_sigmoid:
+            # the common output, written out: h = sigmoid(z), J = 1/2 (y - h)^2,
+            # delta^(3) = (h - y) h (1 - h) (as sample_loss and output_delta compute them)
+            J = 0
+            for k in range(n_out):
+                a = sigmoid_libm(h3[k])
+                h3[k] = a
+                diff = a - y[k]
+                J += diff * diff
+                d3[k] = diff * (a * (one - a))
+            J *= half
+        else:
+            for k in range(n_out):
+                z_out[k] = h3[k]
+            activate(code2, h3, n_out)
+            J = sample_loss(net.loss, code2, h3, z_out, y, n_out)
+            output_delta(net.loss, code2, h3, y, d3, n_out)
+        if score != SCORE_NONE:
+            correct[0] += is_correct(score, h3, y, n_out)
+        if weights != NULL and weights[r] != 1:
+            weight = weights[r]
+            J *= weight
+            for k in range(n_out):
+                d3[k] *= weight
+        total += J
+        if floating is float:
+            cbp_small_f_after(KK, W1T, b1, W2P, b2, z2, h2, fp, A, V, mask, d3, x, eta, n_in,
+                              n_out)
+        else:
+            cbp_small_d_after(KK, W1T, b1, W2P, b2, z2, h2, fp, A, V, mask, d3, x, eta, n_in,
+                              n_out)
+    for i in range(nh):
+        for j in range(n_in):
+            W1[i * n_in + j] = W1T[j * P + i]
+        params[net.b_off[0] + i] = b1[i]
+    for k in range(n_out):
+        memcpy(W2 + k * nh, W2P + k * P, nh * sizeof(floating))
+    return total
+
+
 cdef inline void update_all(const Layout* net, const Step* st, floating* params,
                             const floating* grad, floating* s0, floating* s1) noexcept nogil:
     """Apply one step of the optimizer to every parameter from the gradient grad."""
@@ -710,7 +1166,8 @@ def workspace_size(const Py_ssize_t[::1] spec, Py_ssize_t batch_size, Py_ssize_t
         # online_window's P, gram, D1 and gathered rows
         size += WINDOW * (2 * net.sizes[1] + WINDOW + net.n_in)
     elif batch_size == 1 and net.n_layers == 2:
-        size += two_layer_size(&net, MAX_LANES)   # online_two_layer's copies (if it is taken)
+        # online_two_layer's or online_small's copies (if either is taken)
+        size += max(two_layer_size(&net, MAX_LANES), small_size(&net))
     if batch_size > 1:
         size += net.n_params                                  # the batch's gradient
         if not sequential:
@@ -793,6 +1250,10 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
             total = online_window(&net, &st, &params[0], &X[0, 0], &Y[0, 0], &order[0],
                                   &weights[0] if weighted else NULL, n, sequential, H, Z, D,
                                   G, score, &correct)
+        elif online and takes_small(&net, &st):
+            total = online_small(&net, &st, &params[0], &X[0, 0], &Y[0, 0], &order[0],
+                                 &weights[0] if weighted else NULL, n, H, Z, D, G, score,
+                                 &correct)
         elif online and takes_two_layer(&net, &st):
             total = online_two_layer(&net, &st, &params[0], &X[0, 0], &Y[0, 0], &order[0],
                                      &weights[0] if weighted else NULL, n, H, Z, D, G, score,

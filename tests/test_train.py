@@ -154,7 +154,7 @@ def window_size(net, optimizer="sgd", momentum=0.0, l2=0.0):
     from cbackprop._dispatch import train_kernels
     from cbackprop.optimizers import make_optimizer
     opt = make_optimizer(optimizer, momentum, False, net.dtype)
-    return train_kernels.online_window_size(net._spec, opt.hyper(0.1, l2))
+    return train_kernels.online_run(net._spec, opt.hyper(0.1, l2))[1]
 
 
 def test_window_is_taken_by_plain_sgd_with_a_wide_first_layer_only():
@@ -235,6 +235,103 @@ def test_windowed_runs_repeat_bit_for_bit_however_they_are_cut_into_calls(monkey
         net.train(X, Y, epochs=2, lr=0.01, batch_size=1, shuffle=True, seed=1)
         return net
     assert_same_bits_however_cut(monkeypatch, trained)
+
+
+# One hidden layer of sigmoid, relu or linear units, at most two vectors of doubles wide, and
+# 1 to 4 inputs: online plain SGD with the hidden layer in vectors and the next sample's z^(2)
+# from the previous sample's step (src/_train.pyx online_small). Hidden widths around the
+# vector lengths of every kernel level (2 or 4 doubles, 4 or 8 floats); 2 * 64 + 7 samples
+# cross two runs.
+SMALL_SHAPES = [[1, 1, 1], [2, 3, 2], [2, 4, 1], [2, 8, 1], [3, 5, 10], [4, 7, 3]]
+SMALL_CONFIGS = [c for c in CONFIGS if c[0] in ("sigmoid", "relu", "linear")]
+
+
+def small_lanes(dtype):
+    """online_small's vector length at this kernel level (0 where it is not built)."""
+    from cbackprop._dispatch import train_kernels
+    empty = np.zeros(0, dtype)
+    return train_kernels.small_activation(0, empty, empty.copy(), empty.copy())
+
+
+def run_size(net, optimizer="sgd", momentum=0.0, l2=0.0):
+    from cbackprop._dispatch import train_kernels
+    from cbackprop.optimizers import make_optimizer
+    opt = make_optimizer(optimizer, momentum, False, net.dtype)
+    return train_kernels.online_run(net._spec, opt.hyper(0.1, l2))[0]
+
+
+def test_small_path_is_taken_by_plain_sgd_of_one_small_hidden_layer_only():
+    if not small_lanes(np.float64):
+        pytest.skip("online_small is not built here (no GCC vector types)")
+    small = cbackprop.Network([2, 4, 1], seed=0)
+    assert run_size(small) == 64
+    assert run_size(cbackprop.Network([4, 4, 3], "relu", seed=0)) == 64
+    assert run_size(small, momentum=0.9) == 1
+    assert run_size(small, l2=1e-3) == 1
+    assert run_size(small, optimizer="adam") == 1
+    assert run_size(cbackprop.Network([2, 4, 1], "tanh", seed=0)) == 1
+    assert run_size(cbackprop.Network([5, 4, 1], seed=0)) == 1          # online_two_layer's
+    assert run_size(cbackprop.Network([2, 4, 4, 1], seed=0)) == 1
+    assert run_size(cbackprop.Network([2, 4 * small_lanes(np.float64) + 1, 1], seed=0)) == 1
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("config", SMALL_CONFIGS, ids=lambda c: "-".join(c))
+@pytest.mark.parametrize("sizes", SMALL_SHAPES, ids=lambda s: "-".join(map(str, s)))
+def test_small_online_epochs_match_reference(sizes, config, shuffle, dtype):
+    net = check_online_epochs_against_reference(sizes, config, shuffle, dtype, n=2 * 64 + 7,
+                                                lr=0.05)
+    if small_lanes(np.float64) and sizes[1] <= 2 * small_lanes(np.float64):
+        assert run_size(net) == 64
+
+
+def test_small_runs_repeat_bit_for_bit_however_they_are_cut_into_calls(monkeypatch, dtype):
+    def trained():
+        net, X, Y, *_ = make_case([2, 8, 1], "sigmoid", "sigmoid", "mse", dtype, n=300)
+        net.train(X, Y, epochs=2, lr=0.1, batch_size=1, shuffle=True, seed=1)
+        return net
+    assert_same_bits_however_cut(monkeypatch, trained)
+
+
+def test_the_small_path_recomputes_z_when_the_inputs_product_overflows(dtype):
+    # x . x_next overflows although every input and step is finite: the next z^(2) must come
+    # from W^(1) x + b^(1), not from A - eta (x . x_next + 1) delta^(2) = inf * 0 = NaN
+    big = 5e19 if dtype == np.float32 else 1e155
+    net, X, Y, W, b, acts = make_case([2, 3, 1], "linear", "sigmoid", "mse", dtype, n=40)
+    X = (np.random.default_rng(0).uniform(1, 2, X.shape) * big).astype(dtype)
+    net.weights = [np.full((3, 2), 1e-30 * (1 / big), dtype), net.weights[1]]
+    W[0] = net.weights[0].astype(np.float64)
+    history = net.train(X, Y, epochs=1, lr=0.1, batch_size=1, shuffle=False)
+    losses = reference.train_epoch(W, b, acts, "mse", X, Y, 0.1, 1)
+    assert np.isfinite(net.get_params()).all()
+    assert_params_match(net, W, b, dtype)
+    np.testing.assert_allclose(history.loss, [losses], rtol=1e-4)
+
+
+def test_small_path_activation_is_accurate(dtype):
+    # the vector sigmoid (its exp's polynomial by Estrin's scheme) within 3 ulp of the exact
+    # value in long double over the whole range, subnormals included; relu and linear exact;
+    # f'(z) from h as the row path computes it
+    from cbackprop._dispatch import train_kernels
+    lanes = small_lanes(dtype)
+    if not lanes:
+        pytest.skip("online_small is not built here (no GCC vector types)")
+    z = np.concatenate([np.linspace(-800, 800, 20000), np.linspace(-40, 40, 20000),
+                        [0.0] * lanes]).astype(dtype)
+    z = z[:len(z) // lanes * lanes]
+    h, fp = np.empty_like(z), np.empty_like(z)
+    train_kernels.small_activation(0, z, h, fp)
+    exact = 1 / (1 + np.exp(-z.astype(np.longdouble)))
+    finfo = np.finfo(dtype)
+    ulp = np.maximum(np.spacing(exact.astype(dtype)).astype(np.longdouble),
+                     finfo.smallest_subnormal)
+    assert np.max(np.abs(h - exact) / ulp) <= 3
+    np.testing.assert_array_equal(fp, h * (1 - h))
+    for code, expected, derivative in ((2, np.maximum(z, 0), (z > 0).astype(dtype)),
+                                       (3, z, np.ones_like(z))):
+        train_kernels.small_activation(code, z, h, fp)
+        np.testing.assert_array_equal(h, expected)
+        np.testing.assert_array_equal(fp, derivative)
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
