@@ -113,8 +113,11 @@ def as_float_array(a, name, dtype):
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    with np.errstate(over="ignore", invalid="ignore"):    # reported below, as a ValueError
-        converted = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype == dtype and arr.flags.c_contiguous:
+        converted = arr                     # (no cast: nothing for errstate to silence)
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):    # reported below, as a ValueError
+            converted = np.ascontiguousarray(arr, dtype=dtype)
     if not blockwise_all(converted, np.isfinite):
         if arr.dtype.kind == "f" and blockwise_all(np.ascontiguousarray(arr), np.isfinite):
             raise ValueError(f"{name} has values beyond the range of {np.dtype(dtype).name}")
@@ -131,6 +134,8 @@ def blockwise_all(arr, predicate):
     """Whether ``predicate(block)`` holds everywhere, checked a few MiB of ``arr`` at a time;
     an array of several blocks is shared out over cbackprop's threads (see _threads)."""
     flat = arr.reshape(-1)               # C-contiguous: a view
+    if flat.size <= CHECK_BLOCK:
+        return bool(predicate(flat).all())
 
     def check(first, stop):
         for start in range(first, stop, CHECK_BLOCK):
@@ -212,6 +217,8 @@ def _one_hot(labels, n_out, dtype):
 
 
 def check_real(value, name):
+    if type(value) is float or type(value) is int:     # (before the slower ABC checks)
+        return float(value)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     return float(value)
@@ -245,7 +252,8 @@ def check_positive_finite(value, name, dtype=np.float64):
 
 
 def check_int(value, name, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if type(value) is not int and (isinstance(value, (bool, np.bool_))
+                                   or not isinstance(value, numbers.Integral)):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
