@@ -29,7 +29,7 @@ from cython cimport floating
 from libc.math cimport isfinite
 from libc.string cimport memcpy, memset
 from _activations cimport (activate, mul_derivative, output_delta, sample_loss, SIGMOID, RELU,
-                          LINEAR, MSE, sigmoid_libm)
+                          LINEAR, SOFTMAX)
 from _optim cimport (Step, make_step, apply_update, update_row, SGD, ADAM, RPROP,
                      H_KIND, H_LR, H_MOMENTUM, N_HYPER)
 from _blas cimport gemm, dot, matvec
@@ -792,106 +792,181 @@ cdef extern from *:
     CBACKPROP_SMALL_EXP(cbp_small_d, double, long long, 6755399441055744.0,
                         1.4426950408889634, 6.93147180369123816490e-01,
                         1.90821492927058770002e-10, -750.0, 52, 1023, CBACKPROP_ESTRIN_D)
-    /* The two halves of a sample around its output layer (which _train.pyx computes), for
-       KK vectors of VL units; P = KK * VL. Before: h^(2) = f(z^(2)) (and f'), or first z^(2)
-       = W^(1) x + b^(1) when `direct`; z^(3)_k = W^(2)_k . h^(2) + b^(2)_k; and, off the
-       chain of dependent operations, what the next sample's z^(2) needs:
-           z^(2)' = W^(1)' x' + b^(1)' = A - c delta^(2),  A = W^(1) x' + b^(1) (old W^(1)),
-           c = eta (x . x' + 1),  delta^(2) = f' * sum_k delta^(3)_k W^(2)_k (old W^(2)),
-       so V_k = c f' * W^(2)_k. After (given delta^(3)): z^(2)' = A - sum_k delta^(3)_k V_k,
-       one multiply-add per output from delta^(3) to the next z^(2); W^(2), b^(2), W^(1) and
-       b^(1) step as in online_step. `mask` is 1 on the nh real units, 0 on the padding, so
-       W^(2)'s padding never steps (h^(2) there is f(0)). */
-    #define CBACKPROP_SMALL_PASSES(NAME, T, KK)                                             \
-    static inline void NAME##_before##KK(int code, const T *W1T, const T *b1, const T *W2, \
-            const T *b2, T *z2, T *h2, T *fp, T *A, T *V, T *z3, const T *x,              \
-            const T *x_next, T c, int direct, Py_ssize_t n_in, Py_ssize_t n_out) {         \
-        const Py_ssize_t VL = CBACKPROP_SMALL_VBYTES / sizeof(T), P = KK * VL;                   \
-        NAME##_v z[KK], h[KK], f[KK], w, v, acc;                                           \
-        _Pragma("GCC unroll 2")                                                        \
-        for (int k = 0; k < KK; k++) {                                                     \
-            if (direct) {                                                                  \
-                memcpy(&acc, b1 + k * VL, sizeof w);                                       \
+    /* online_small's loop over n samples (rows order[0..n) of X, Y) for KK vectors of VL
+       units (P = KK * VL), the whole step in C so that z^(2), h^(2) and f' stay in
+       registers from one sample to the next. Per sample, with x' the next sample's input:
+           h^(2) = f(z^(2)), f' from h^(2)            (z^(2) carried from the last step, or
+                                                       W^(1) x + b^(1) at a run's start)
+           A = W^(1) x' + b^(1),  c = eta (x . x' + 1)        (off the chain, old W^(1))
+           z^(3)_o = W^(2)_o . h^(2) + b^(2)_o,  V_o = c f' * W^(2)_o   (old W^(2))
+           h^(3), J and delta^(3) as sample_loss and output_delta compute them (the codes
+           online_small takes: sigmoid, tanh, relu or linear outputs, the squared error or
+           sigmoid's cross-entropy), counted by is_correct's rules, scaled by the weight
+           z^(2)' = A - sum_o delta^(3)_o V_o = W^(1)' x' + b^(1)'   (one multiply-add after
+                                                                     delta^(3) per output)
+           delta^(2) = f' * sum_o delta^(3)_o W^(2)_o; W^(2), b^(2), W^(1), b^(1) step
+       Codes: _activations.pxd's SIGMOID 0, TANH 1, RELU 2, LINEAR 3 and MSE 0, and
+       _passes.pxd's SCORE_NONE 0, SCORE_ARGMAX 1. A sample after one whose |c| is not below
+       c_max (inputs near the dtype's limit, where V could overflow) starts afresh too.
+       `mask` is 1 on the real units and 0 on the padding, so W^(2)'s padding never steps
+       (h^(2) there is f(0)). V: n_out * P, d3: n_out values of scratch. */
+    #define CBACKPROP_SMALL_RUN(NAME, T, KK, ONE_OUT, SUFFIX, EXP, LOG1P, TANH)          \
+    static inline double NAME##_run##KK##SUFFIX(int code1, int code2, int loss, int score, \
+            T *restrict W1T, T *restrict b1, T *restrict W2, T *restrict b2,               \
+            T *restrict V, T *restrict d3, const T *mask, const T *X, const T *Y,          \
+            const Py_ssize_t *order, const T *weights, Py_ssize_t n, Py_ssize_t n_in,      \
+            Py_ssize_t n_outs, T eta, T c_max, Py_ssize_t run, Py_ssize_t *correct) {      \
+        const Py_ssize_t VL = CBACKPROP_SMALL_VBYTES / sizeof(T), P = KK * VL;             \
+        const Py_ssize_t n_out = ONE_OUT ? 1 : n_outs;   /* a constant 1 keeps delta^(3)   \
+                                                            in a register */               \
+        NAME##_v z[KK], h[KK], f[KK], A[KK], g[KK], hm[KK], m[KK], w, v, acc;              \
+        double total = 0;                                                                  \
+        Py_ssize_t right = 0;                                                              \
+        int afresh = 1;                                                                    \
+        _Pragma("GCC unroll 2")                                                            \
+        for (int k = 0; k < KK; k++)                                                       \
+            memcpy(&m[k], mask + k * VL, sizeof w);                                        \
+        for (Py_ssize_t s = 0; s < n; s++) {                                               \
+            const T *x = X + order[s] * n_in, *y = Y + order[s] * n_out;                   \
+            const T *x_next = s + 1 < n ? X + order[s + 1] * n_in : x;                     \
+            T c = 0, J = 0, hmax = 0, ymax = 0;                                            \
+            Py_ssize_t best_h = 0, best_y = 0;                                             \
+            int wrong = 0;                                                                 \
+            for (Py_ssize_t j = 0; j < n_in; j++)                                          \
+                c += x[j] * x_next[j];                                                     \
+            c = eta * (c + 1);                                                             \
+            _Pragma("GCC unroll 2")                                                        \
+            for (int k = 0; k < KK; k++) {                                                 \
+                if (afresh || s % run == 0) {                                              \
+                    memcpy(&z[k], b1 + k * VL, sizeof w);                                  \
+                    for (Py_ssize_t j = 0; j < n_in; j++) {                                \
+                        memcpy(&w, W1T + j * P + k * VL, sizeof w);                        \
+                        z[k] += x[j] * w;                                                  \
+                    }                                                                      \
+                }                                                                          \
+                h[k] = NAME##_activate(code1, z[k], &f[k]);                                \
+                hm[k] = h[k] * m[k];                                                       \
+                memcpy(&A[k], b1 + k * VL, sizeof w);                                      \
                 for (Py_ssize_t j = 0; j < n_in; j++) {                                    \
                     memcpy(&w, W1T + j * P + k * VL, sizeof w);                            \
-                    acc += x[j] * w;                                                       \
+                    A[k] += x_next[j] * w;                                                 \
                 }                                                                          \
-                z[k] = acc;                                                                \
-            } else {                                                                       \
-                memcpy(&z[k], z2 + k * VL, sizeof w);                                      \
             }                                                                              \
-            h[k] = NAME##_activate(code, z[k], &f[k]);                                     \
-            memcpy(h2 + k * VL, &h[k], sizeof w);                                          \
-            memcpy(fp + k * VL, &f[k], sizeof w);                                          \
-        }                                                                                  \
-        for (Py_ssize_t o = 0; o < n_out; o++) {                                           \
-            memcpy(&w, W2 + o * P, sizeof w);                                              \
-            acc = w * h[0];                                                                \
-            v = c * f[0] * w;                                                              \
-            memcpy(V + o * P, &v, sizeof w);                                               \
-            _Pragma("GCC unroll 2")                                                    \
-            for (int k = 1; k < KK; k++) {                                                 \
-                memcpy(&w, W2 + o * P + k * VL, sizeof w);                                 \
-                acc += w * h[k];                                                           \
-                v = c * f[k] * w;                                                          \
-                memcpy(V + o * P + k * VL, &v, sizeof w);                                  \
+            afresh = !(c < c_max && -c < c_max);                                           \
+            for (Py_ssize_t o = 0; o < n_out; o++) {                                       \
+                memcpy(&w, W2 + o * P, sizeof w);                                          \
+                acc = w * h[0];                                                            \
+                v = c * f[0] * w;                                                          \
+                memcpy(V + o * P, &v, sizeof w);                                           \
+                _Pragma("GCC unroll 2")                                                    \
+                for (int k = 1; k < KK; k++) {                                             \
+                    memcpy(&w, W2 + o * P + k * VL, sizeof w);                             \
+                    acc += w * h[k];                                                       \
+                    v = c * f[k] * w;                                                      \
+                    memcpy(V + o * P + k * VL, &v, sizeof w);                              \
+                }                                                                          \
+                T zo = acc[0], ho, d, yo = y[o];                                           \
+                for (Py_ssize_t i = 1; i < VL; i++)                                        \
+                    zo += acc[i];                                                          \
+                zo += b2[o];                                                               \
+                if (code2 == 0) {               /* sigmoid_libm: 1 / (1 + e^-|z|) ... */   \
+                    T e = EXP(zo >= 0 ? -zo : zo), r = 1 / (1 + e);                        \
+                    ho = zo >= 0 ? r : e * r;                                              \
+                } else if (code2 == 1) {                                                   \
+                    ho = TANH(zo);                                                         \
+                } else if (code2 == 2) {                                                   \
+                    ho = zo < 0 ? 0 : zo;                                                  \
+                } else {                                                                   \
+                    ho = zo;                                                               \
+                }                                                                          \
+                if (loss == 0) {                /* 1/2 (y - h)^2, delta = (h - y) f' */    \
+                    d = ho - yo;                                                           \
+                    J += d * d;                                                            \
+                    d = code2 == 0 ? d * (ho * (1 - ho)) : code2 == 1 ? d * (1 - ho * ho)  \
+                        : code2 == 2 ? (ho <= 0 ? 0 : d) : d;                              \
+                } else {                        /* sigmoid's cross-entropy, via softplus */ \
+                    J += yo * ((-zo > 0 ? -zo : 0) + LOG1P(EXP(-(zo < 0 ? -zo : zo)))) +   \
+                         (1 - yo) * ((zo > 0 ? zo : 0) + LOG1P(EXP(-(zo < 0 ? -zo : zo)))); \
+                    d = ho - yo;                                                           \
+                }                                                                          \
+                d3[o] = d;                                                                 \
+                int above = ho > hmax || o == 0;                                           \
+                hmax = above ? ho : hmax;                                                  \
+                best_h = above ? o : best_h;                                               \
+                above = yo > ymax || o == 0;                                               \
+                ymax = above ? yo : ymax;                                                  \
+                best_y = above ? o : best_y;                                               \
+                wrong |= (ho > (T) 0.5) != (yo > (T) 0.5);                                 \
             }                                                                              \
-            T sum = acc[0];                                                                \
-            for (Py_ssize_t i = 1; i < VL; i++)                                            \
-                sum += acc[i];                                                             \
-            z3[o] = sum + b2[o];                                                           \
-        }                                                                                  \
-        _Pragma("GCC unroll 2")                                                        \
-        for (int k = 0; k < KK; k++) {                                                     \
-            memcpy(&acc, b1 + k * VL, sizeof w);                                           \
-            for (Py_ssize_t j = 0; j < n_in; j++) {                                        \
-                memcpy(&w, W1T + j * P + k * VL, sizeof w);                                \
-                acc += x_next[j] * w;                                                      \
+            if (loss == 0)                                                                 \
+                J *= (T) 0.5;                                                              \
+            if (weights != NULL) {                                                         \
+                T weight = weights[order[s]];                                              \
+                J *= weight;                                                               \
+                for (Py_ssize_t o = 0; o < n_out; o++)                                     \
+                    d3[o] *= weight;                                                       \
             }                                                                              \
-            memcpy(A + k * VL, &acc, sizeof w);                                            \
-        }                                                                                  \
-    }                                                                                      \
-    static inline void NAME##_after##KK(T *W1T, T *b1, T *W2, T *b2, T *z2, const T *h2,   \
-            const T *fp, const T *A, const T *V, const T *mask, const T *d3, const T *x,   \
-            T eta, Py_ssize_t n_in, Py_ssize_t n_out) {                                    \
-        const Py_ssize_t VL = CBACKPROP_SMALL_VBYTES / sizeof(T), P = KK * VL;                   \
-        NAME##_v z[KK], g[KK], hm[KK], w, v, m;                                            \
-        _Pragma("GCC unroll 2")                                                        \
-        for (int k = 0; k < KK; k++) {                                                     \
-            memcpy(&z[k], A + k * VL, sizeof w);                                           \
-            memcpy(&hm[k], h2 + k * VL, sizeof w);                                         \
-            memcpy(&m, mask + k * VL, sizeof w);                                           \
-            hm[k] *= m;                                                                    \
-            g[k] = (NAME##_v) {0};                                                         \
-        }                                                                                  \
-        for (Py_ssize_t o = 0; o < n_out; o++) {                                           \
-            T d = d3[o], step = eta * d3[o];                                               \
-            _Pragma("GCC unroll 2")                                                    \
+            total += J;                                                                    \
+            right += score == 0 ? 0 : score == 1 ? best_h == best_y : !wrong;              \
+            _Pragma("GCC unroll 2")                                                        \
             for (int k = 0; k < KK; k++) {                                                 \
-                memcpy(&v, V + o * P + k * VL, sizeof w);                                  \
-                z[k] -= d * v;                                                             \
-                memcpy(&w, W2 + o * P + k * VL, sizeof w);                                 \
-                g[k] += d * w;                                                             \
-                w -= step * hm[k];                                                         \
-                memcpy(W2 + o * P + k * VL, &w, sizeof w);                                 \
+                z[k] = A[k];                                                               \
+                g[k] = (NAME##_v) {0};                                                     \
             }                                                                              \
-            b2[o] -= step;                                                                 \
-        }                                                                                  \
-        _Pragma("GCC unroll 2")                                                        \
-        for (int k = 0; k < KK; k++) {                                                     \
-            memcpy(&v, fp + k * VL, sizeof w);                                             \
-            g[k] *= v;                                           /* delta^(2) */           \
-            memcpy(&w, b1 + k * VL, sizeof w);                                             \
-            w -= eta * g[k];                                                               \
-            memcpy(b1 + k * VL, &w, sizeof w);                                             \
-            for (Py_ssize_t j = 0; j < n_in; j++) {                                        \
-                memcpy(&w, W1T + j * P + k * VL, sizeof w);                                \
-                w -= (eta * x[j]) * g[k];                                                  \
-                memcpy(W1T + j * P + k * VL, &w, sizeof w);                                \
+            for (Py_ssize_t o = 0; o < n_out; o++) {                                       \
+                T d = d3[o], step = eta * d3[o];                                           \
+                _Pragma("GCC unroll 2")                                                    \
+                for (int k = 0; k < KK; k++) {                                             \
+                    memcpy(&v, V + o * P + k * VL, sizeof w);                              \
+                    z[k] -= d * v;                                                         \
+                    memcpy(&w, W2 + o * P + k * VL, sizeof w);                             \
+                    g[k] += d * w;                                                         \
+                    w -= step * hm[k];                                                     \
+                    memcpy(W2 + o * P + k * VL, &w, sizeof w);                             \
+                }                                                                          \
+                b2[o] -= step;                                                             \
             }                                                                              \
-            memcpy(z2 + k * VL, &z[k], sizeof w);                                          \
+            _Pragma("GCC unroll 2")                                                        \
+            for (int k = 0; k < KK; k++) {                                                 \
+                g[k] *= f[k];                                    /* delta^(2) */           \
+                memcpy(&w, b1 + k * VL, sizeof w);                                         \
+                w -= eta * g[k];                                                           \
+                memcpy(b1 + k * VL, &w, sizeof w);                                         \
+                for (Py_ssize_t j = 0; j < n_in; j++) {                                    \
+                    memcpy(&w, W1T + j * P + k * VL, sizeof w);                            \
+                    w -= (eta * x[j]) * g[k];                                              \
+                    memcpy(W1T + j * P + k * VL, &w, sizeof w);                            \
+                }                                                                          \
+            }                                                                              \
         }                                                                                  \
+        *correct += right;                                                                 \
+        return total;                                                                      \
     }
+    CBACKPROP_SMALL_RUN(cbp_small_f, float, 1, 0, , expf, log1pf, tanhf)
+    CBACKPROP_SMALL_RUN(cbp_small_f, float, 2, 0, , expf, log1pf, tanhf)
+    CBACKPROP_SMALL_RUN(cbp_small_d, double, 1, 0, , exp, log1p, tanh)
+    CBACKPROP_SMALL_RUN(cbp_small_d, double, 2, 0, , exp, log1p, tanh)
+    CBACKPROP_SMALL_RUN(cbp_small_f, float, 1, 1, _one, expf, log1pf, tanhf)
+    CBACKPROP_SMALL_RUN(cbp_small_f, float, 2, 1, _one, expf, log1pf, tanhf)
+    CBACKPROP_SMALL_RUN(cbp_small_d, double, 1, 1, _one, exp, log1p, tanh)
+    CBACKPROP_SMALL_RUN(cbp_small_d, double, 2, 1, _one, exp, log1p, tanh)
+    /* one entry: the variant for KK vectors and n_out outputs (the same every sample) */
+    #define CBACKPROP_SMALL_RUN_ANY(NAME, T)                                                \
+    static inline double NAME##_run(int KK, int code1, int code2, int loss, int score,     \
+            T *W1T, T *b1, T *W2, T *b2, T *V, T *d3, const T *mask, const T *X,           \
+            const T *Y, const Py_ssize_t *order, const T *weights, Py_ssize_t n,           \
+            Py_ssize_t n_in, Py_ssize_t n_out, T eta, T c_max, Py_ssize_t run,             \
+            Py_ssize_t *correct) {                                                         \
+        if (n_out == 1)                                                                    \
+            return (KK == 1 ? NAME##_run1_one : NAME##_run2_one)(code1, code2, loss, score, \
+                W1T, b1, W2, b2, V, d3, mask, X, Y, order, weights, n, n_in, n_out, eta,   \
+                c_max, run, correct);                                                      \
+        return (KK == 1 ? NAME##_run1 : NAME##_run2)(code1, code2, loss, score, W1T, b1,   \
+            W2, b2, V, d3, mask, X, Y, order, weights, n, n_in, n_out, eta, c_max, run,    \
+            correct);                                                                      \
+    }
+    CBACKPROP_SMALL_RUN_ANY(cbp_small_f, float)
+    CBACKPROP_SMALL_RUN_ANY(cbp_small_d, double)
     /* the activation over whole vectors of an array (the test hook small_activation) */
     #define CBACKPROP_SMALL_ACTIVATE_ALL(NAME, T)                                           \
     static inline void NAME##_activate_all(int code, const T *z, T *h, T *fp,              \
@@ -907,32 +982,6 @@ cdef extern from *:
     }
     CBACKPROP_SMALL_ACTIVATE_ALL(cbp_small_f, float)
     CBACKPROP_SMALL_ACTIVATE_ALL(cbp_small_d, double)
-    CBACKPROP_SMALL_PASSES(cbp_small_f, float, 1)
-    CBACKPROP_SMALL_PASSES(cbp_small_f, float, 2)
-    CBACKPROP_SMALL_PASSES(cbp_small_d, double, 1)
-    CBACKPROP_SMALL_PASSES(cbp_small_d, double, 2)
-    /* KK (1 or 2) chosen per call, once per sample: the branch is always predicted */
-    #define CBACKPROP_SMALL_CALLS(NAME, T)                                                  \
-    static inline void NAME##_before(int KK, int code, const T *W1T, const T *b1,          \
-            const T *W2, const T *b2, T *z2, T *h2, T *fp, T *A, T *V, T *z3, const T *x,  \
-            const T *x_next, T c, int direct, Py_ssize_t n_in, Py_ssize_t n_out) {         \
-        if (KK == 1)                                                                       \
-            NAME##_before1(code, W1T, b1, W2, b2, z2, h2, fp, A, V, z3, x, x_next, c,      \
-                           direct, n_in, n_out);                                           \
-        else                                                                               \
-            NAME##_before2(code, W1T, b1, W2, b2, z2, h2, fp, A, V, z3, x, x_next, c,      \
-                           direct, n_in, n_out);                                           \
-    }                                                                                      \
-    static inline void NAME##_after(int KK, T *W1T, T *b1, T *W2, T *b2, T *z2,           \
-            const T *h2, const T *fp, const T *A, const T *V, const T *mask, const T *d3,  \
-            const T *x, T eta, Py_ssize_t n_in, Py_ssize_t n_out) {                        \
-        if (KK == 1)                                                                       \
-            NAME##_after1(W1T, b1, W2, b2, z2, h2, fp, A, V, mask, d3, x, eta, n_in, n_out); \
-        else                                                                               \
-            NAME##_after2(W1T, b1, W2, b2, z2, h2, fp, A, V, mask, d3, x, eta, n_in, n_out); \
-    }
-    CBACKPROP_SMALL_CALLS(cbp_small_f, float)
-    CBACKPROP_SMALL_CALLS(cbp_small_d, double)
     #define CBACKPROP_SMALL_LANES_FLOAT (CBACKPROP_SMALL_VBYTES / 4)
     #define CBACKPROP_SMALL_LANES_DOUBLE (CBACKPROP_SMALL_VBYTES / 8)
     #else
@@ -941,16 +990,17 @@ cdef extern from *:
     #define CBACKPROP_SMALL_LANES_DOUBLE 1
     /* never called (online_small is not taken without vector types): stubs to link */
     #define CBACKPROP_SMALL_STUBS(NAME, T)                                                  \
-    static inline void NAME##_before(int KK, int code, const T *W1T, const T *b1,          \
-            const T *W2, const T *b2, T *z2, T *h2, T *fp, T *A, T *V, T *z3, const T *x,  \
-            const T *x_next, T c, int direct, Py_ssize_t n_in, Py_ssize_t n_out) {}        \
-    static inline void NAME##_after(int KK, T *W1T, T *b1, T *W2, T *b2, T *z2,           \
-            const T *h2, const T *fp, const T *A, const T *V, const T *mask, const T *d3,  \
-            const T *x, T eta, Py_ssize_t n_in, Py_ssize_t n_out) {}                       \
-    static inline void NAME##_activate_all(int code, const T *z, T *h, T *fp,              \
-                                           Py_ssize_t n) {}
+    static inline double NAME##_run(int KK, int code1, int code2, int loss, int score,     \
+            T *W1T, T *b1, T *W2, T *b2, T *V, T *d3, const T *mask, const T *X,           \
+            const T *Y, const Py_ssize_t *order, const T *weights, Py_ssize_t n,           \
+            Py_ssize_t n_in, Py_ssize_t n_out, T eta, T c_max, Py_ssize_t run,             \
+            Py_ssize_t *correct) { return 0; }
     CBACKPROP_SMALL_STUBS(cbp_small_f, float)
     CBACKPROP_SMALL_STUBS(cbp_small_d, double)
+    static inline void cbp_small_f_activate_all(int code, const float *z, float *h, float *fp,
+                                                Py_ssize_t n) {}
+    static inline void cbp_small_d_activate_all(int code, const double *z, double *h,
+                                                double *fp, Py_ssize_t n) {}
     #endif
     """
     const bint CBACKPROP_SMALL
@@ -959,24 +1009,18 @@ cdef extern from *:
                                   Py_ssize_t n) noexcept nogil
     void cbp_small_d_activate_all(int code, const double* z, double* h, double* fp,
                                   Py_ssize_t n) noexcept nogil
-    void cbp_small_f_before(int KK, int code, const float* W1T, const float* b1,
-                            const float* W2, const float* b2, float* z2, float* h2, float* fp,
-                            float* A, float* V, float* z3, const float* x, const float* x_next,
-                            float c, int direct, Py_ssize_t n_in,
-                            Py_ssize_t n_out) noexcept nogil
-    void cbp_small_f_after(int KK, float* W1T, float* b1, float* W2, float* b2, float* z2,
-                           const float* h2, const float* fp, const float* A, const float* V,
-                           const float* mask, const float* d3, const float* x, float eta,
-                           Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil
-    void cbp_small_d_before(int KK, int code, const double* W1T, const double* b1,
-                            const double* W2, const double* b2, double* z2, double* h2, double* fp,
-                            double* A, double* V, double* z3, const double* x,
-                            const double* x_next, double c, int direct, Py_ssize_t n_in,
-                            Py_ssize_t n_out) noexcept nogil
-    void cbp_small_d_after(int KK, double* W1T, double* b1, double* W2, double* b2, double* z2,
-                           const double* h2, const double* fp, const double* A, const double* V,
-                           const double* mask, const double* d3, const double* x, double eta,
-                           Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil
+    double cbp_small_f_run(int KK, int code1, int code2, int loss, int score,
+                           float* W1T, float* b1, float* W2, float* b2, float* V, float* d3,
+                           const float* mask, const float* X, const float* Y,
+                           const Py_ssize_t* order, const float* weights, Py_ssize_t n,
+                           Py_ssize_t n_in, Py_ssize_t n_out, float eta, float c_max,
+                           Py_ssize_t run, Py_ssize_t* correct) noexcept nogil
+    double cbp_small_d_run(int KK, int code1, int code2, int loss, int score,
+                           double* W1T, double* b1, double* W2, double* b2, double* V, double* d3,
+                           const double* mask, const double* X, const double* Y,
+                           const Py_ssize_t* order, const double* weights, Py_ssize_t n,
+                           Py_ssize_t n_in, Py_ssize_t n_out, double eta, double c_max,
+                           Py_ssize_t run, Py_ssize_t* correct) noexcept nogil
 
 
 def small_activation(int code,
@@ -1007,44 +1051,45 @@ cdef inline bint takes_small(const Layout* net, const Step* st) noexcept nogil:
     """Whether online training of this network with this step goes through online_small:
     plain SGD on one hidden layer of 1 to 4 inputs (wider ones go to online_two_layer) and at
     most two vectors of doubles of units (the same bound in both dtypes), sigmoid, relu or
-    linear (the activations online_small computes in vectors)."""
+    linear (the activations online_small computes in vectors), and an output layer of
+    element-wise units (not softmax)."""
     return (CBACKPROP_SMALL and plain_sgd(st) and net.n_layers == 2 and net.n_in <= 4
             and net.sizes[1] <= 2 * CBACKPROP_SMALL_LANES_DOUBLE
-            and (net.codes[0] == SIGMOID or net.codes[0] == RELU or net.codes[0] == LINEAR))
+            and (net.codes[0] == SIGMOID or net.codes[0] == RELU or net.codes[0] == LINEAR)
+            and net.codes[1] != SOFTMAX)
 
 
 cdef inline Py_ssize_t small_size(const Layout* net) noexcept nogil:
     """Scratch of online_small (at most two vectors of units): W^(1) transposed, W^(2) and V
-    with padded rows, b^(1), z^(2), h^(2), f', A and the mask."""
-    return 2 * MAX_LANES * (net.n_in + 2 * net.n_out + 6)
+    with padded rows, b^(1) and the mask; delta^(3)."""
+    return 2 * MAX_LANES * (net.n_in + 2 * net.n_out + 2) + net.n_out
 
 
 cdef inline double online_small(const Layout* net, const Step* st, floating* params,
                                 const floating* X, const floating* Y,
                                 const Py_ssize_t* order, const floating* weights,
-                                Py_ssize_t n, floating* h, floating* z_out, floating* delta,
-                                floating* scratch, int score,
+                                Py_ssize_t n, floating* scratch, int score,
                                 Py_ssize_t* correct) noexcept nogil:
     """Online plain SGD over n samples (rows order[0..n) of X, Y) of a network of one small
     hidden layer (takes_small): the steps of online_step, with the hidden layer in vectors
-    (the C above) and the next sample's z^(2) = A - sum_k delta^(3)_k V_k.
+    (cbp_small_*_run above) and the next sample's z^(2) = A - sum_o delta^(3)_o V_o.
 
     That form is exact in real arithmetic: W^(1)' = W^(1) - eta delta^(2) x^T and
     b^(1)' = b^(1) - eta delta^(2) give W^(1)' x' + b^(1)' = A - eta (x . x' + 1) delta^(2).
-    It shortens the chain from one sample's output delta to the next sample's z^(2) to one
-    multiply-add per output. The weights themselves step exactly as in online_step. The
-    first sample of every SMALL_RUN (counted from the call's start, which the Python layer
-    keeps on whole runs) computes z^(2) = W^(1) x + b^(1) directly, so a run's bits do not
-    depend on where calls begin; so does a sample after one whose c = eta (x . x' + 1) is
-    too large to multiply safely (inputs near the dtype's limit), where the correction would
-    overflow. scratch: small_size(net) values.
+    It shortens the chain of dependent operations from one sample's output delta to the
+    next sample's z^(2), which sets a tiny network's speed, to one multiply-add per output.
+    The weights themselves step exactly as in online_step. The first sample of every
+    SMALL_RUN (counted from the call's start, which the Python layer keeps on whole runs)
+    computes z^(2) = W^(1) x + b^(1) directly, so a run's bits do not depend on where calls
+    begin. For the call, W^(1) is held transposed (a row per input) and W^(2) with rows of
+    whole vectors, the padding zero. scratch: small_size(net) values.
     """
     cdef Py_ssize_t n_in = net.n_in, nh = net.sizes[1], n_out = net.n_out
     cdef Py_ssize_t lanes = (CBACKPROP_SMALL_LANES_FLOAT if floating is float
                              else CBACKPROP_SMALL_LANES_DOUBLE)
     cdef int KK = 1 if nh <= lanes else 2
     cdef Py_ssize_t P = KK * lanes
-    cdef Py_ssize_t i, j, k, s, r
+    cdef Py_ssize_t i, j, k
     cdef floating* W1 = params + net.w_off[0]
     cdef floating* W2 = params + net.w_off[1]
     cdef floating* b2 = params + net.b_off[1]
@@ -1052,24 +1097,14 @@ cdef inline double online_small(const Layout* net, const Step* st, floating* par
     cdef floating* W2P = W1T + n_in * P
     cdef floating* V = W2P + n_out * P
     cdef floating* b1 = V + n_out * P
-    cdef floating* z2 = b1 + P
-    cdef floating* h2 = z2 + P
-    cdef floating* fp = h2 + P
-    cdef floating* A = fp + P
-    cdef floating* mask = A + P
-    cdef floating* h3 = h + net.unit_off[1]
-    cdef floating* d3 = delta + net.unit_off[1]
-    cdef int code1 = <int> net.codes[0], code2 = <int> net.codes[1]
-    cdef floating eta = <floating> st.lr, c, J, weight, a, diff, one = 1, half = <floating> 0.5
-    cdef bint squared_sigmoid = code2 == SIGMOID and net.loss == MSE
-    # beyond this c, c * f' * W^(2) * delta^(3) could overflow where the step is finite
+    cdef floating* mask = b1 + P
+    cdef floating* d3 = mask + P
+    cdef int code1 = <int> net.codes[0], code2 = <int> net.codes[1], loss = <int> net.loss
+    cdef floating eta = <floating> st.lr
+    # beyond this |eta (x . x' + 1)|, V = c f' W^(2) could overflow where the step is finite
     cdef floating c_max = <floating> (1.8e19 if floating is float else 1.3e154)
-    cdef const floating* x
-    cdef const floating* x_next
-    cdef const floating* y
-    cdef double total = 0
-    cdef bint direct = True
-    memset(scratch, 0, (n_in + 2 * n_out + 6) * P * sizeof(floating))
+    cdef double total
+    memset(scratch, 0, ((n_in + 2 * n_out + 2) * P + n_out) * sizeof(floating))
     for i in range(nh):
         for j in range(n_in):
             W1T[j * P + i] = W1[i * n_in + j]
@@ -1077,55 +1112,14 @@ cdef inline double online_small(const Layout* net, const Step* st, floating* par
         mask[i] = 1
     for k in range(n_out):
         memcpy(W2P + k * P, W2 + k * nh, nh * sizeof(floating))
-    for s in range(n):
-        r = order[s]
-        x = X + r * n_in
-        y = Y + r * n_out
-        x_next = X + order[s + 1] * n_in if s + 1 < n else x
-        c = 0
-        for j in range(n_in):
-            c += x[j] * x_next[j]
-        c = eta * (c + one)
-        if s % SMALL_RUN == 0:
-            direct = True
-        if floating is float:
-            cbp_small_f_before(KK, code1, W1T, b1, W2P, b2, z2, h2, fp, A, V, h3, x, x_next,
-                               c, direct, n_in, n_out)
-        else:
-            cbp_small_d_before(KK, code1, W1T, b1, W2P, b2, z2, h2, fp, A, V, h3, x, x_next,
-                               c, direct, n_in, n_out)
-        direct = not (-c_max < c < c_max)
-        if squared_sigmoid:
-            # the common output, written out: h = sigmoid(z), J = 1/2 (y - h)^2,
-            # delta^(3) = (h - y) h (1 - h) (as sample_loss and output_delta compute them)
-            J = 0
-            for k in range(n_out):
-                a = sigmoid_libm(h3[k])
-                h3[k] = a
-                diff = a - y[k]
-                J += diff * diff
-                d3[k] = diff * (a * (one - a))
-            J *= half
-        else:
-            for k in range(n_out):
-                z_out[k] = h3[k]
-            activate(code2, h3, n_out)
-            J = sample_loss(net.loss, code2, h3, z_out, y, n_out)
-            output_delta(net.loss, code2, h3, y, d3, n_out)
-        if score != SCORE_NONE:
-            correct[0] += is_correct(score, h3, y, n_out)
-        if weights != NULL and weights[r] != 1:
-            weight = weights[r]
-            J *= weight
-            for k in range(n_out):
-                d3[k] *= weight
-        total += J
-        if floating is float:
-            cbp_small_f_after(KK, W1T, b1, W2P, b2, z2, h2, fp, A, V, mask, d3, x, eta, n_in,
-                              n_out)
-        else:
-            cbp_small_d_after(KK, W1T, b1, W2P, b2, z2, h2, fp, A, V, mask, d3, x, eta, n_in,
-                              n_out)
+    if floating is float:
+        total = cbp_small_f_run(KK, code1, code2, loss, score, W1T, b1, W2P, b2, V, d3, mask, X,
+                                Y, order, weights, n, n_in, n_out, eta, c_max, SMALL_RUN,
+                                correct)
+    else:
+        total = cbp_small_d_run(KK, code1, code2, loss, score, W1T, b1, W2P, b2, V, d3, mask, X,
+                                Y, order, weights, n, n_in, n_out, eta, c_max, SMALL_RUN,
+                                correct)
     for i in range(nh):
         for j in range(n_in):
             W1[i * n_in + j] = W1T[j * P + i]
@@ -1252,8 +1246,7 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
                                   G, score, &correct)
         elif online and takes_small(&net, &st):
             total = online_small(&net, &st, &params[0], &X[0, 0], &Y[0, 0], &order[0],
-                                 &weights[0] if weighted else NULL, n, H, Z, D, G, score,
-                                 &correct)
+                                 &weights[0] if weighted else NULL, n, G, score, &correct)
         elif online and takes_two_layer(&net, &st):
             total = online_two_layer(&net, &st, &params[0], &X[0, 0], &Y[0, 0], &order[0],
                                      &weights[0] if weighted else NULL, n, H, Z, D, G, score,
