@@ -762,7 +762,7 @@ cdef extern from *:
         ESTRIN(r, p);                                                                      \
         NAME##_iv s1 = (((NAME##_iv) half - (NAME##_iv) magic) + BIAS) << MANT;            \
         NAME##_iv s2 = (((NAME##_iv) other - (NAME##_iv) magic) + BIAS) << MANT;           \
-        return p * (NAME##_v) s1 * (NAME##_v) s2;                                          \
+        return p * ((NAME##_v) s1 * (NAME##_v) s2);  /* 2^k: exact but at k = -150 */  \
     }                                                                                      \
     /* h = f(z) and f'(z) from h for the hidden codes online_small takes (_activations.pxd's
        SIGMOID 0, RELU 2, LINEAR 3); the sigmoid as sigmoid(): 1 / (1 + e^-|z|), or e^-|z|
@@ -823,6 +823,7 @@ cdef extern from *:
         double total = 0;                                                                  \
         Py_ssize_t right = 0;                                                              \
         int afresh = 1;                                                                    \
+        Py_ssize_t run_end = run;                         /* where the next run starts */  \
         _Pragma("GCC unroll 2")                                                            \
         for (int k = 0; k < KK; k++)                                                       \
             memcpy(&m[k], mask + k * VL, sizeof w);                                        \
@@ -837,7 +838,7 @@ cdef extern from *:
             c = eta * (c + 1);                                                             \
             _Pragma("GCC unroll 2")                                                        \
             for (int k = 0; k < KK; k++) {                                                 \
-                if (afresh || s % run == 0) {                                              \
+                if (afresh) {                                                              \
                     memcpy(&z[k], b1 + k * VL, sizeof w);                                  \
                     for (Py_ssize_t j = 0; j < n_in; j++) {                                \
                         memcpy(&w, W1T + j * P + k * VL, sizeof w);                        \
@@ -852,7 +853,8 @@ cdef extern from *:
                     A[k] += x_next[j] * w;                                                 \
                 }                                                                          \
             }                                                                              \
-            afresh = !(c < c_max && -c < c_max);                                           \
+            afresh = !(c < c_max && -c < c_max) || s + 1 == run_end;                       \
+            run_end += s + 1 == run_end ? run : 0;                                         \
             for (Py_ssize_t o = 0; o < n_out; o++) {                                       \
                 memcpy(&w, W2 + o * P, sizeof w);                                          \
                 acc = w * h[0];                                                            \
