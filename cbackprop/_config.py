@@ -9,6 +9,7 @@ import numbers
 
 import numpy as np
 
+from ._dispatch import forward_kernels
 from ._threads import over_rows
 
 # Codes must match the enums in src/_activations.pxd.
@@ -118,7 +119,7 @@ def as_float_array(a, name, dtype):
     else:
         with np.errstate(over="ignore", invalid="ignore"):    # reported below, as a ValueError
             converted = np.ascontiguousarray(arr, dtype=dtype)
-    if not blockwise_all(converted, np.isfinite):
+    if not all_finite(converted):
         if arr.dtype.kind == "f" and blockwise_all(np.ascontiguousarray(arr), np.isfinite):
             raise ValueError(f"{name} has values beyond the range of {np.dtype(dtype).name}")
         raise ValueError(f"{name} contains NaN or infinity")
@@ -144,6 +145,16 @@ def blockwise_all(arr, predicate):
         return True
 
     return all(over_rows(check, flat.size, min_rows=CHECK_BLOCK))
+
+
+def all_finite(arr):
+    """Whether the C-contiguous float32 or float64 ``arr`` holds no NaN or infinity: one
+    compiled pass without temporaries, a large array shared out over cbackprop's threads."""
+    flat = arr.reshape(-1)
+    if flat.size <= CHECK_BLOCK:
+        return forward_kernels.all_finite(flat)
+    return all(over_rows(lambda first, stop: forward_kernels.all_finite(flat[first:stop]),
+                         flat.size, min_rows=CHECK_BLOCK))
 
 
 def check_X(X, n_in, dtype):

@@ -101,3 +101,18 @@ def check_sigmoid_ulp(units, dtype):
     finfo = np.finfo(dtype)
     ulp = np.maximum(np.spacing(exact.astype(dtype)).astype(np.longdouble), finfo.smallest_subnormal)
     assert np.max(np.abs(out - exact) / ulp) <= 3   # exp within 2 ulp, then e / (1 + e)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_all_finite_finds_a_bad_value_anywhere(bad, dtype):
+    # the compiled pass behind every input check, at each position of a vector body and tail
+    from cbackprop._dispatch import forward_kernels
+    assert forward_kernels.all_finite(np.zeros(0, dtype))
+    for n in (1, 7, 64, 67):
+        x = np.random.default_rng(n).uniform(-1e30, 1e30, n).astype(dtype)
+        x[0] = np.finfo(dtype).max
+        assert forward_kernels.all_finite(x)
+        for where in range(n):
+            y = x.copy()
+            y[where] = bad
+            assert not forward_kernels.all_finite(y)
