@@ -14,8 +14,8 @@ import numpy as np
 from ._dispatch import backward_kernels as _backward, forward_kernels as _forward
 from .train import train as _train_function
 from ._threads import over_rows
-from ._config import (as_float_array, blockwise_all, check_activations, check_dtype, check_loss,
-                      check_sizes, check_X, check_Y, kernel_spec)
+from ._config import (all_finite, as_float_array, blockwise_all, check_activations, check_dtype,
+                      check_loss, check_sizes, check_X, check_Y, kernel_spec)
 
 FORMAT_VERSION = 2
 # Version 1 (cbackprop 0.1) stored SGD momentum velocities as "velocity"; it still loads.
@@ -246,7 +246,7 @@ class Network:
         return self._params.copy()
 
     def _check_params_finite(self):
-        if not np.isfinite(self._params).all():
+        if not all_finite(self._params):
             raise ValueError("the network's weights or biases contain NaN or infinity")
 
     # -- computation ------------------------------------------------------------------------

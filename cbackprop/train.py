@@ -18,7 +18,7 @@ import numpy as np
 from ._dispatch import (backward_kernels as _backward, forward_kernels as _forward,
                         train_kernels as _train)
 from ._threads import training_threads
-from ._config import check_int, check_positive_finite
+from ._config import all_finite, check_int, check_positive_finite
 from .optimizers import Rprop, make_optimizer, make_schedule, _in_range
 
 # How long one compiled call may run before Python looks at signals and progress again.
@@ -582,7 +582,7 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
                     start = stop
                 if interrupts.requested:
                     break
-                if not (math.isfinite(total) and np.isfinite(grad).all()):
+                if not (math.isfinite(total) and all_finite(grad)):
                     diverged(epoch, total / n, snap)
                 if mode != SCORE_NONE:
                     correct = round(accuracy(net, X, Y, mode) * n)
@@ -614,7 +614,7 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
                 if interrupts.requested:
                     break
             mean_loss = total / n + penalty
-            if not (math.isfinite(mean_loss) and np.isfinite(net._params).all()):
+            if not (math.isfinite(mean_loss) and all_finite(net._params)):
                 diverged(epoch, mean_loss, snap)
             monitored, val_accuracy = mean_loss, None
             if Xv is not None:
