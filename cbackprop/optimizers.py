@@ -50,7 +50,18 @@ class _Optimizer:
         """Check every setting as the kernels will see it (in ``dtype``); raise ValueError."""
 
     def hyper(self, lr, l2):
-        """The kernels' hyper-parameter array (HYPER_FIELDS order) for one epoch."""
+        """The kernels' hyper-parameter array (HYPER_FIELDS order) for one epoch, read-only
+        (kept for the next call with the same lr and l2)."""
+        cache = self.__dict__.setdefault("_hyper_arrays", {})
+        key = (lr, l2)
+        if key not in cache:
+            if len(cache) > 16:                      # (a schedule's lr changes every epoch)
+                cache.clear()
+            cache[key] = array = self._hyper_array(lr, l2)
+            array.flags.writeable = False
+        return cache[key]
+
+    def _hyper_array(self, lr, l2):
         values = dict.fromkeys(HYPER_FIELDS, 0.0)
         values.update(kind=KIND_CODES[self.kind], lr=lr, l2=l2, beta1=0.0, beta2=0.0,
                       eps=1.0, increase=1.0, decrease=1.0)
@@ -190,8 +201,31 @@ class Rprop(_Optimizer):
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rprop": Rprop}
 
 
+# Validated optimizers named by a string, by (name, momentum, nesterov, dtype) with their types
+# (so that momentum=False is not taken for momentum=0): train() only reads them.
+_NAMED = {}
+
+
 def make_optimizer(optimizer, momentum, nesterov, dtype):
     """The validated optimizer object for ``train``'s arguments."""
+    if isinstance(optimizer, str):
+        key = (optimizer, type(momentum), momentum, type(nesterov), nesterov, np.dtype(dtype))
+        try:
+            return _NAMED[key]
+        except (KeyError, TypeError):          # (TypeError: an unhashable momentum)
+            pass
+        named = _make_optimizer(optimizer, momentum, nesterov, dtype)
+        if len(_NAMED) > 64:
+            _NAMED.clear()
+        try:
+            _NAMED[key] = named
+        except TypeError:
+            pass
+        return named
+    return _make_optimizer(optimizer, momentum, nesterov, dtype)
+
+
+def _make_optimizer(optimizer, momentum, nesterov, dtype):
     if isinstance(optimizer, str):
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; choose from "

@@ -223,8 +223,7 @@ class _Progress:
     def __init__(self, total, show):
         self.total, self.done, self.bar, self.last = total, 0, None, 0.0
         self.start = time.perf_counter()
-        tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
-        self.enabled = bool(show is not False and tty)
+        self.enabled = show is not False        # until stderr turns out not to be a terminal
         self.delay = 2.0 if show is None else 0.0
 
     def update(self, count):
@@ -233,6 +232,9 @@ class _Progress:
             return
         now = time.perf_counter()
         if now - self.start < self.delay:
+            return
+        if self.bar is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+            self.enabled = False                # (asked once, and only for a long run)
             return
         if self.bar is None:
             try:
@@ -488,7 +490,7 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
     step = None if rprop else min(batch_size, X.shape[0])
     rows = min(X.shape[0], 256) if rprop else step
     if step == 1:
-        step, rows = _train.online_run(net._spec, opt.hyper(1.0, l2))   # (lr plays no part)
+        step, rows = _online_run(net, opt, l2)
     try:
         with training_threads(net.sizes, rows):
             return _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr,
@@ -497,6 +499,30 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
                                     verbose)
     finally:
         lock.release()
+
+
+def _online_run(net, opt, l2):
+    """(samples per run, rows per gemm) of online training of net with opt and l2 (see
+    src/_train.pyx online_run), kept on the network for its next call."""
+    hyper = opt.hyper(1.0, l2)                          # (lr plays no part)
+    runs = net.__dict__.setdefault("_online_runs", {})
+    key = hyper.tobytes()
+    if key not in runs:
+        runs[key] = _train.online_run(net._spec, hyper)
+    return runs[key]
+
+
+_SEQUENTIAL = [np.arange(0, dtype=np.intp)]
+
+
+def _sequential(n):
+    """0, 1, ..., n - 1 as a read-only intp array (the last one is kept)."""
+    order = _SEQUENTIAL[0]
+    if order.shape[0] != n:
+        order = np.arange(n, dtype=np.intp)
+        order.flags.writeable = False
+        _SEQUENTIAL[0] = order
+    return order
 
 
 def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch_size,
@@ -525,7 +551,7 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
         net._schedule_state.setdefault(key, value)
 
     history = History()
-    sequential_order = np.arange(n, dtype=np.intp)
+    sequential_order = _sequential(n)
     no_weights = np.empty(0, dtype)
     w_arg = no_weights if weights is None else weights
     if not rprop:
