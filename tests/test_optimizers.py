@@ -271,3 +271,20 @@ def test_optimizers_match_torch_optim(name):
     net.train(X, Y, epochs=3, batch_size=6, shuffle=False, **kwargs)
     expected = [p.detach().numpy() for p in weights + biases]
     np.testing.assert_allclose(net.get_params(), _flat(expected), rtol=1e-10, atol=1e-12)
+
+
+def test_validated_optimizers_are_reused_only_for_equal_settings_of_the_same_type():
+    # make_optimizer keeps each named optimizer it validated: a later call with momentum=False
+    # (a bool, refused) must not be served the one validated for momentum=0
+    net = cbackprop.Network([2, 3, 1], seed=0)
+    X, Y = np.zeros((4, 2)), np.zeros((4, 1))
+    net.train(X, Y, momentum=0)
+    with pytest.raises(TypeError, match="momentum"):
+        net.train(X, Y, momentum=False)
+    with pytest.raises(ValueError, match="nesterov"):
+        net.train(X, Y, momentum=0, nesterov=True)
+    a = make_optimizer("sgd", 0.5, False, np.float64)
+    assert make_optimizer("sgd", 0.5, False, np.float64) is a
+    assert make_optimizer("sgd", 0.5, False, np.float32) is not a
+    hyper = a.hyper(0.1, 0.0)
+    assert a.hyper(0.1, 0.0) is hyper and not hyper.flags.writeable
