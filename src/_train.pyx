@@ -277,7 +277,7 @@ cdef enum:
     # the W^(1) products it turns from matrix-vector into matrix-matrix.
     WINDOW = 32
     # Inputs from which online_window pays: its products need a wide W^(1) to beat the
-    # matrix-vector loops (measured on 64-30-10 and 784-128-10, see online_window_size).
+    # matrix-vector loops (measured on 64-30-10 and 784-128-10).
     WINDOW_MIN_INPUTS = 256
 
 
