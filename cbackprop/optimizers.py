@@ -54,12 +54,14 @@ class _Optimizer:
         (kept for the next call with the same lr and l2)."""
         cache = self.__dict__.setdefault("_hyper_arrays", {})
         key = (lr, l2)
-        if key not in cache:
+        array = cache.get(key)     # (one lookup: another thread may clear the cache meanwhile)
+        if array is None:
             if len(cache) > 16:                      # (a schedule's lr changes every epoch)
                 cache.clear()
-            cache[key] = array = self._hyper_array(lr, l2)
+            array = self._hyper_array(lr, l2)
             array.flags.writeable = False
-        return cache[key]
+            cache[key] = array
+        return array
 
     def _hyper_array(self, lr, l2):
         values = dict.fromkeys(HYPER_FIELDS, 0.0)

@@ -233,7 +233,7 @@ class _Progress:
         now = time.perf_counter()
         if now - self.start < self.delay:
             return
-        if self.bar is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        if self.bar is None and not _is_terminal(sys.stderr):
             self.enabled = False                # (asked once, and only for a long run)
             return
         if self.bar is None:
@@ -260,6 +260,15 @@ class _Progress:
         elif self.bar is False:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
+
+
+def _is_terminal(stream):
+    """Whether stream is a terminal; False for one that cannot say (closed, replaced): asked
+    in the middle of training, where an exception would stop it."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 class _Interrupts:
@@ -487,11 +496,11 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
     # calls come in whole steps, so that a run repeats bit for bit however it is cut into
     # calls. rows: the rows of each BLAS gemm (Rprop's: its gradient blocks,
     # src/_backward.pyx BLOCK), 1 where there is no gemm
-    step = None if rprop else min(batch_size, X.shape[0])
-    rows = min(X.shape[0], 256) if rprop else step
-    if step == 1:
-        step, rows = _online_run(net, opt, l2)
     try:
+        step = None if rprop else min(batch_size, X.shape[0])
+        rows = min(X.shape[0], 256) if rprop else step
+        if step == 1:
+            step, rows = _online_run(net, opt, l2)
         with training_threads(net.sizes, rows):
             return _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr,
                                     batch_size, step, epochs, l2, schedule, lr_schedule,

@@ -754,15 +754,18 @@ cdef extern from *:
         NAME##_v half = kd * (T) 0.5 + magic;                                              \
         CBACKPROP_OPAQUE(half);                                                            \
         NAME##_v k1 = half - magic;                  /* about k / 2 */                     \
-        NAME##_v other = (kd - k1) + magic;                                                \
         NAME##_v r = x - kd * LN2_HI;                                                      \
         CBACKPROP_OPAQUE(r);                                                               \
         r = r - kd * LN2_LO;                                                               \
         NAME##_v p;                                                                        \
         ESTRIN(r, p);                                                                      \
         NAME##_iv s1 = (((NAME##_iv) half - (NAME##_iv) magic) + BIAS) << MANT;            \
-        NAME##_iv s2 = (((NAME##_iv) other - (NAME##_iv) magic) + BIAS) << MANT;           \
-        return p * ((NAME##_v) s1 * (NAME##_v) s2);  /* 2^k: exact but at k = -150 */  \
+        /* k - k1 from the two roundings' bits, in integers (no sum to reassociate) */     \
+        NAME##_iv s2 = (((NAME##_iv) t - (NAME##_iv) half) + BIAS) << MANT;                \
+        /* 2^k1 * 2^(k-k1) = 2^k is exact down to the smallest subnormal; one step lower     \
+           (x within 0.35 of the clamp) it is a tie that rounds to 0, and so does e^x, one  \
+           smallest subnormal from its value */                                            \
+        return p * ((NAME##_v) s1 * (NAME##_v) s2);                                        \
     }                                                                                      \
     /* h = f(z) and f'(z) from h for the hidden codes online_small takes (_activations.pxd's
        SIGMOID 0, RELU 2, LINEAR 3); the sigmoid as sigmoid(): 1 / (1 + e^-|z|), or e^-|z|
@@ -1041,6 +1044,8 @@ def small_activation(int code,
                          "of %d" % lanes)
     if not CBACKPROP_SMALL:
         return 0
+    if z.shape[0] == 0:
+        return lanes                   # (&z[0] of an empty view fails with bounds checks on)
     with nogil:
         if floating is float:
             cbp_small_f_activate_all(code, &z[0], &h[0], &fp[0], z.shape[0])

@@ -275,7 +275,8 @@ def test_small_path_is_taken_by_plain_sgd_of_one_small_hidden_layer_only():
     assert run_size(cbackprop.Network([2, 4, 3], ["sigmoid", "softmax"], seed=0)) == 1
     assert run_size(cbackprop.Network([5, 4, 1], seed=0)) == 1          # online_two_layer's
     assert run_size(cbackprop.Network([2, 4, 4, 1], seed=0)) == 1
-    assert run_size(cbackprop.Network([2, 4 * small_lanes(np.float64) + 1, 1], seed=0)) == 1
+    assert run_size(cbackprop.Network([2, 2 * small_lanes(np.float64), 1], seed=0)) == 64
+    assert run_size(cbackprop.Network([2, 2 * small_lanes(np.float64) + 1, 1], seed=0)) == 1
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
