@@ -751,9 +751,8 @@ cdef extern from *:
         NAME##_v t = x * LOG2E + magic;                                                    \
         CBACKPROP_OPAQUE(t);                                                               \
         NAME##_v kd = t - magic;                     /* k = x / ln2 rounded */             \
-        NAME##_v half = kd * (T) 0.5 + magic;                                              \
+        NAME##_v half = kd * (T) 0.5 + magic;        /* magic + about k / 2 */             \
         CBACKPROP_OPAQUE(half);                                                            \
-        NAME##_v k1 = half - magic;                  /* about k / 2 */                     \
         NAME##_v r = x - kd * LN2_HI;                                                      \
         CBACKPROP_OPAQUE(r);                                                               \
         r = r - kd * LN2_LO;                                                               \
