@@ -120,7 +120,8 @@ def as_float_array(a, name, dtype):
         with np.errstate(over="ignore", invalid="ignore"):    # reported below, as a ValueError
             converted = np.ascontiguousarray(arr, dtype=dtype)
     if not all_finite(converted):
-        if arr.dtype.kind == "f" and blockwise_all(np.ascontiguousarray(arr), np.isfinite):
+        if arr.dtype.kind == "f" and blockwise_all(np.ascontiguousarray(arr),
+                                                   lambda block: np.isfinite(block).all()):
             raise ValueError(f"{name} has values beyond the range of {np.dtype(dtype).name}")
         raise ValueError(f"{name} contains NaN or infinity")
     return converted
@@ -132,15 +133,15 @@ CHECK_BLOCK = 1 << 20
 
 
 def blockwise_all(arr, predicate):
-    """Whether ``predicate(block)`` holds everywhere, checked a few MiB of ``arr`` at a time;
+    """Whether ``predicate(block)`` (a bool) holds for every block of a few MiB of ``arr``;
     an array of several blocks is shared out over cbackprop's threads (see _threads)."""
     flat = arr.reshape(-1)               # C-contiguous: a view
     if flat.size <= CHECK_BLOCK:
-        return bool(predicate(flat).all())
+        return bool(predicate(flat))
 
     def check(first, stop):
         for start in range(first, stop, CHECK_BLOCK):
-            if not predicate(flat[start:min(start + CHECK_BLOCK, stop)]).all():
+            if not predicate(flat[start:min(start + CHECK_BLOCK, stop)]):
                 return False
         return True
 
@@ -148,13 +149,9 @@ def blockwise_all(arr, predicate):
 
 
 def all_finite(arr):
-    """Whether the C-contiguous float32 or float64 ``arr`` holds no NaN or infinity: one
-    compiled pass without temporaries, a large array shared out over cbackprop's threads."""
-    flat = arr.reshape(-1)
-    if flat.size <= CHECK_BLOCK:
-        return forward_kernels.all_finite(flat)
-    return all(over_rows(lambda first, stop: forward_kernels.all_finite(flat[first:stop]),
-                         flat.size, min_rows=CHECK_BLOCK))
+    """Whether the C-contiguous float32 or float64 ``arr`` holds no NaN or infinity: a
+    compiled pass without temporaries over each block."""
+    return blockwise_all(arr, forward_kernels.all_finite)
 
 
 def check_X(X, n_in, dtype):
@@ -212,7 +209,8 @@ def check_Y(Y, n_samples, n_out, dtype, loss, single=False):
     if arr.shape[1] != n_out:
         raise ValueError(f"Y has {arr.shape[1]} columns but the network has {n_out} outputs")
     arr = as_float_array(arr, "Y", dtype)
-    if loss == "cross_entropy" and not blockwise_all(arr, lambda b: (b >= 0) & (b <= 1)):
+    if loss == "cross_entropy" and not blockwise_all(arr,
+                                                     lambda b: ((b >= 0) & (b <= 1)).all()):
         raise ValueError("cross_entropy targets must lie in [0, 1] (probabilities or one-hot)")
     return arr
 

@@ -14,8 +14,8 @@ import numpy as np
 from ._dispatch import backward_kernels as _backward, forward_kernels as _forward
 from .train import train as _train_function
 from ._threads import over_rows
-from ._config import (all_finite, as_float_array, blockwise_all, check_activations, check_dtype,
-                      check_loss, check_sizes, check_X, check_Y, kernel_spec)
+from ._config import (all_finite, as_float_array, check_activations, check_dtype, check_loss,
+                      check_sizes, check_X, check_Y, kernel_spec)
 
 FORMAT_VERSION = 2
 # Version 1 (cbackprop 0.1) stored SGD momentum velocities as "velocity"; it still loads.
@@ -535,7 +535,7 @@ def _umask():
 
 
 def _check_finite_result(result, name):
-    if not blockwise_all(result, np.isfinite):
+    if not all_finite(result):
         raise FloatingPointError(
             f"{name}: the result overflowed (it is not finite); the inputs or the weights "
             f"are too large for the network's dtype")
