@@ -406,6 +406,36 @@ cdef inline Py_ssize_t two_layer_size(const Layout* net, Py_ssize_t lanes) noexc
     return padded(net.sizes[1], lanes) * (net.n_in + net.n_out + 3)
 
 
+cdef inline void hold_one_hidden_layer(const Layout* net, const floating* params,
+                                       floating* W1T, floating* W2P, floating* b1,
+                                       Py_ssize_t P) noexcept nogil:
+    """Copy a one-hidden-layer network's W^(1) transposed (n_in rows of P units), W^(2) with
+    rows of P units and b^(1) into scratch for online_two_layer and online_small; the
+    padding (units nh..P) is left as the caller zeroed it."""
+    cdef Py_ssize_t i, j, k, n_in = net.n_in, nh = net.sizes[1]
+    cdef const floating* W1 = params + net.w_off[0]
+    for i in range(nh):
+        for j in range(n_in):
+            W1T[j * P + i] = W1[i * n_in + j]
+        b1[i] = params[net.b_off[0] + i]
+    for k in range(net.n_out):
+        memcpy(W2P + k * P, params + net.w_off[1] + k * nh, nh * sizeof(floating))
+
+
+cdef inline void return_one_hidden_layer(const Layout* net, floating* params,
+                                         const floating* W1T, const floating* W2P,
+                                         const floating* b1, Py_ssize_t P) noexcept nogil:
+    """The copies of hold_one_hidden_layer back into params."""
+    cdef Py_ssize_t i, j, k, n_in = net.n_in, nh = net.sizes[1]
+    cdef floating* W1 = params + net.w_off[0]
+    for i in range(nh):
+        for j in range(n_in):
+            W1[i * n_in + j] = W1T[j * P + i]
+        params[net.b_off[0] + i] = b1[i]
+    for k in range(net.n_out):
+        memcpy(params + net.w_off[1] + k * nh, W2P + k * P, nh * sizeof(floating))
+
+
 cdef extern from *:
     """
     /* step_columns_then_matvec (see online_two_layer in _train.pyx): W -= eta d x^T and
@@ -621,9 +651,7 @@ cdef inline double online_two_layer(const Layout* net, const Step* st, floating*
     # whole vectors of this build's instruction set
     cdef Py_ssize_t lanes = CBACKPROP_LANES_FLOAT if floating is float else CBACKPROP_LANES_DOUBLE
     cdef Py_ssize_t P = padded(nh, lanes)
-    cdef Py_ssize_t i, j, k, s, r
-    cdef floating* W1 = params + net.w_off[0]
-    cdef floating* W2 = params + net.w_off[1]
+    cdef Py_ssize_t i, k, s, r
     cdef floating* b2 = params + net.b_off[1]
     cdef floating* W1T = scratch
     cdef floating* W2P = W1T + n_in * P
@@ -638,12 +666,7 @@ cdef inline double online_two_layer(const Layout* net, const Step* st, floating*
     cdef const floating* y
     cdef double total = 0
     memset(scratch, 0, two_layer_size(net, lanes) * sizeof(floating))
-    for i in range(nh):
-        for j in range(n_in):
-            W1T[j * P + i] = W1[i * n_in + j]
-        b1[i] = params[net.b_off[0] + i]
-    for k in range(n_out):
-        memcpy(W2P + k * P, W2 + k * nh, nh * sizeof(floating))
+    hold_one_hidden_layer(net, params, W1T, W2P, b1, P)
     x = X + order[0] * n_in
     step_columns_then_matvec(W1T, d2, 0, x, x, b1, h2, n_in, P)    # d2 is 0: no step
     for s in range(n):
@@ -680,12 +703,7 @@ cdef inline double online_two_layer(const Layout* net, const Step* st, floating*
         # the last sample steps W^(1) against itself: the z^(2) it leaves is not used
         step_columns_then_matvec(W1T, d2, eta, x,
                                  X + order[s + 1] * n_in if s + 1 < n else x, b1, h2, n_in, P)
-    for i in range(nh):
-        for j in range(n_in):
-            W1[i * n_in + j] = W1T[j * P + i]
-        params[net.b_off[0] + i] = b1[i]
-    for k in range(n_out):
-        memcpy(W2 + k * nh, W2P + k * P, nh * sizeof(floating))
+    return_one_hidden_layer(net, params, W1T, W2P, b1, P)
     return total
 
 
@@ -1095,9 +1113,7 @@ cdef inline double online_small(const Layout* net, const Step* st, floating* par
                              else CBACKPROP_SMALL_LANES_DOUBLE)
     cdef int KK = 1 if nh <= lanes else 2
     cdef Py_ssize_t P = KK * lanes
-    cdef Py_ssize_t i, j, k
-    cdef floating* W1 = params + net.w_off[0]
-    cdef floating* W2 = params + net.w_off[1]
+    cdef Py_ssize_t i
     cdef floating* b2 = params + net.b_off[1]
     cdef floating* W1T = scratch
     cdef floating* W2P = W1T + n_in * P
@@ -1111,13 +1127,9 @@ cdef inline double online_small(const Layout* net, const Step* st, floating* par
     cdef floating c_max = <floating> (1.8e19 if floating is float else 1.3e154)
     cdef double total
     memset(scratch, 0, ((n_in + 2 * n_out + 2) * P + n_out) * sizeof(floating))
+    hold_one_hidden_layer(net, params, W1T, W2P, b1, P)
     for i in range(nh):
-        for j in range(n_in):
-            W1T[j * P + i] = W1[i * n_in + j]
-        b1[i] = params[net.b_off[0] + i]
         mask[i] = 1
-    for k in range(n_out):
-        memcpy(W2P + k * P, W2 + k * nh, nh * sizeof(floating))
     if floating is float:
         total = cbp_small_f_run(KK, code1, code2, loss, score, W1T, b1, W2P, b2, V, d3, mask, X,
                                 Y, order, weights, n, n_in, n_out, eta, c_max, SMALL_RUN,
@@ -1126,12 +1138,7 @@ cdef inline double online_small(const Layout* net, const Step* st, floating* par
         total = cbp_small_d_run(KK, code1, code2, loss, score, W1T, b1, W2P, b2, V, d3, mask, X,
                                 Y, order, weights, n, n_in, n_out, eta, c_max, SMALL_RUN,
                                 correct)
-    for i in range(nh):
-        for j in range(n_in):
-            W1[i * n_in + j] = W1T[j * P + i]
-        params[net.b_off[0] + i] = b1[i]
-    for k in range(n_out):
-        memcpy(W2 + k * nh, W2P + k * P, nh * sizeof(floating))
+    return_one_hidden_layer(net, params, W1T, W2P, b1, P)
     return total
 
 

@@ -221,9 +221,12 @@ def test_two_layer_online_epochs_match_reference(sizes, config, shuffle, dtype):
     check_online_epochs_against_reference(sizes, config, shuffle, dtype, n=41, lr=lr)
 
 
-def test_two_layer_runs_repeat_bit_for_bit_however_they_are_cut_into_calls(monkeypatch, dtype):
+# 64-30-10 takes online_two_layer, 2-8-1 online_small (where built)
+@pytest.mark.parametrize("sizes", [[64, 30, 10], [2, 8, 1]], ids=["64-30-10", "2-8-1"])
+def test_one_hidden_layer_runs_repeat_bit_for_bit_however_they_are_cut_into_calls(
+        monkeypatch, sizes, dtype):
     def trained():
-        net, X, Y, *_ = make_case([64, 30, 10], "sigmoid", "sigmoid", "mse", dtype, n=300)
+        net, X, Y, *_ = make_case(sizes, "sigmoid", "sigmoid", "mse", dtype, n=300)
         net.train(X, Y, epochs=2, lr=0.1, batch_size=1, shuffle=True, seed=1)
         return net
     assert_same_bits_however_cut(monkeypatch, trained)
@@ -288,14 +291,6 @@ def test_small_online_epochs_match_reference(sizes, config, shuffle, dtype):
     if small_lanes(np.float64) and sizes[1] <= 2 * small_lanes(np.float64) and \
             config[1] != "softmax":
         assert run_size(net) == 64
-
-
-def test_small_runs_repeat_bit_for_bit_however_they_are_cut_into_calls(monkeypatch, dtype):
-    def trained():
-        net, X, Y, *_ = make_case([2, 8, 1], "sigmoid", "sigmoid", "mse", dtype, n=300)
-        net.train(X, Y, epochs=2, lr=0.1, batch_size=1, shuffle=True, seed=1)
-        return net
-    assert_same_bits_however_cut(monkeypatch, trained)
 
 
 def test_the_small_path_recomputes_z_when_the_inputs_product_overflows(dtype):
