@@ -784,6 +784,18 @@ cdef extern from *:
            smallest subnormal from its value */                                            \
         return p * ((NAME##_v) s1 * (NAME##_v) s2);                                        \
     }                                                                                      \
+    /* b^(1) + sum_j x_j W^(1)T_j over the vector of units at offset u of W^(1) held
+       transposed (n_in rows of P units): a vector of W^(1) x + b^(1) */                   \
+    static inline NAME##_v NAME##_affine(const T *W1T, const T *b1, const T *x,            \
+                                         Py_ssize_t n_in, Py_ssize_t P, Py_ssize_t u) {    \
+        NAME##_v acc, w;                                                                   \
+        memcpy(&acc, b1 + u, sizeof acc);                                                  \
+        for (Py_ssize_t j = 0; j < n_in; j++) {                                            \
+            memcpy(&w, W1T + j * P + u, sizeof w);                                         \
+            acc += x[j] * w;                                                               \
+        }                                                                                  \
+        return acc;                                                                        \
+    }                                                                                      \
     /* h = f(z) and f'(z) from h for the hidden codes online_small takes (_activations.pxd's
        SIGMOID 0, RELU 2, LINEAR 3); the sigmoid as sigmoid(): 1 / (1 + e^-|z|), or e^-|z|
        times that for z < 0 */                                                             \
@@ -858,20 +870,11 @@ cdef extern from *:
             c = eta * (c + 1);                                                             \
             _Pragma("GCC unroll 2")                                                        \
             for (int k = 0; k < KK; k++) {                                                 \
-                if (afresh) {                                                              \
-                    memcpy(&z[k], b1 + k * VL, sizeof w);                                  \
-                    for (Py_ssize_t j = 0; j < n_in; j++) {                                \
-                        memcpy(&w, W1T + j * P + k * VL, sizeof w);                        \
-                        z[k] += x[j] * w;                                                  \
-                    }                                                                      \
-                }                                                                          \
+                if (afresh)                                                                \
+                    z[k] = NAME##_affine(W1T, b1, x, n_in, P, k * VL);                     \
                 h[k] = NAME##_activate(code1, z[k], &f[k]);                                \
                 hm[k] = h[k] * m[k];                                                       \
-                memcpy(&A[k], b1 + k * VL, sizeof w);                                      \
-                for (Py_ssize_t j = 0; j < n_in; j++) {                                    \
-                    memcpy(&w, W1T + j * P + k * VL, sizeof w);                            \
-                    A[k] += x_next[j] * w;                                                 \
-                }                                                                          \
+                A[k] = NAME##_affine(W1T, b1, x_next, n_in, P, k * VL);                    \
             }                                                                              \
             afresh = !(c < c_max && -c < c_max) || s + 1 == run_end;                       \
             run_end += s + 1 == run_end ? run : 0;                                         \
