@@ -135,9 +135,9 @@ CHECK_BLOCK = 1 << 20
 def blockwise_all(arr, predicate):
     """Whether ``predicate(block)`` (a bool) holds for every block of a few MiB of ``arr``;
     an array of several blocks is shared out over cbackprop's threads (see _threads)."""
+    if arr.size <= CHECK_BLOCK:
+        return bool(predicate(arr))
     flat = arr.reshape(-1)               # C-contiguous: a view
-    if flat.size <= CHECK_BLOCK:
-        return bool(predicate(flat))
 
     def check(first, stop):
         for start in range(first, stop, CHECK_BLOCK):
@@ -151,6 +151,8 @@ def blockwise_all(arr, predicate):
 def all_finite(arr):
     """Whether the C-contiguous float32 or float64 ``arr`` holds no NaN or infinity: a
     compiled pass without temporaries over each block."""
+    if arr.size <= CHECK_BLOCK:                # (what blockwise_all does, a call sooner)
+        return forward_kernels.all_finite(arr)
     return blockwise_all(arr, forward_kernels.all_finite)
 
 

@@ -8,10 +8,13 @@
 from cython cimport floating
 from libc.math cimport isfinite
 from libc.string cimport memcpy
+cimport numpy as cnp
 import numpy as np
 
 from _passes cimport (Layout, make_layout, forward_block, loss_and_delta_block,
                       SCORE_NONE)
+
+cnp.import_array()
 
 # Rows per block: gemm calls on few rows pay a fixed overhead; 4096 measured best for
 # inference on 64-30-10 and 784-128-10 (benchmarks/compare.py, D-inf and M1-inf rows).
@@ -59,40 +62,76 @@ def loss_sum(const Py_ssize_t[::1] spec,      # IN  network description
     return total
 
 
-def target_kind(const floating[:, ::1] Y):     # IN  (n, n_out) targets, validated finite
+# The checks below take the ndarray itself, through NumPy's C API: each train() call makes
+# several, and a memoryview argument goes through the buffer protocol and a fused signature's
+# dispatch, which after an idle spell (the caches refilled by other processes) cost 20 us a
+# call, against 7 (measured on the 2-core machine, 2026-11-24).
+
+cdef int float_type(cnp.ndarray arr) except -1:
+    """arr's NPY_FLOAT or NPY_DOUBLE, for a C-contiguous, aligned, native float32 or float64
+    array (what the Python layer passes; checked again here, cheaply)."""
+    cdef int kind = cnp.PyArray_TYPE(arr)
+    if ((kind != cnp.NPY_FLOAT and kind != cnp.NPY_DOUBLE)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISBEHAVED_RO(arr)):
+        raise TypeError("expected a C-contiguous, aligned, native float32 or float64 array")
+    return kind
+
+
+cdef int target_kind_of(const floating* y, Py_ssize_t n, Py_ssize_t n_out) noexcept nogil:
+    cdef Py_ssize_t r, k, not_binary = 0, not_one_hot = 0
+    cdef floating total, v
+    for k in range(n * n_out):
+        v = y[k]
+        not_binary += (v != 0) & (v != 1)
+    if not_binary == 0 and n_out > 1:
+        for r in range(n):
+            total = 0
+            for k in range(n_out):
+                total += y[r * n_out + k]
+            not_one_hot += total != 1
+    return 0 if not_binary else 1 if n_out > 1 and not not_one_hot else 2
+
+
+def target_kind(cnp.ndarray Y not None):     # IN  (n, n_out) targets, validated finite
     """What the targets Y say about scoring (see cbackprop/train.py score_mode): 0 if some
     value is neither 0 nor 1; else 1 if there is more than one column and every row is one-hot
     (all 0 but a single 1); else 2 (also for no rows). Branch-free compiled passes instead of
     NumPy's isin and row sum, which took 5% of an online epoch of 64-30-10. A sum of 0/1
     values is exactly 1 only for a single 1, in any order of addition and precision."""
-    cdef Py_ssize_t n = Y.shape[0], n_out = Y.shape[1], r, k, not_binary = 0, not_one_hot = 0
-    cdef const floating* y
-    cdef floating total, v
+    cdef int kind = float_type(Y)
+    if cnp.PyArray_NDIM(Y) != 2:
+        raise ValueError("target_kind takes a 2-D array")
+    cdef Py_ssize_t n = cnp.PyArray_DIMS(Y)[0], n_out = cnp.PyArray_DIMS(Y)[1]
+    cdef const void* y = cnp.PyArray_DATA(Y)
     if n == 0 or n_out == 0:
         return 2
     with nogil:
-        y = &Y[0, 0]
-        for k in range(n * n_out):
-            v = y[k]
-            not_binary += (v != 0) & (v != 1)
-        if not_binary == 0 and n_out > 1:
-            for r in range(n):
-                total = 0
-                for k in range(n_out):
-                    total += y[r * n_out + k]
-                not_one_hot += total != 1
-    return 0 if not_binary else 1 if n_out > 1 and not not_one_hot else 2
+        if kind == cnp.NPY_FLOAT:
+            kind = target_kind_of(<const float*> y, n, n_out)
+        else:
+            kind = target_kind_of(<const double*> y, n, n_out)
+    return kind
 
 
-def all_finite(const floating[::1] values):     # IN  any length
+cdef bint finite_values(const floating* values, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef int bad = 0
+    for i in range(n):
+        bad |= not isfinite(values[i])
+    return not bad
+
+
+def all_finite(cnp.ndarray values not None):     # IN  any shape and length
     """Whether no value is NaN or infinite: one pass without temporaries (NumPy's
     isfinite(X).all() wrote a boolean array as large as X, a tenth of a 784-128-10
     mini-batch epoch in page faults and its pass)."""
-    cdef Py_ssize_t i, n = values.shape[0]
-    cdef int bad = 0
-    if n == 0:
-        return True
+    cdef int kind = float_type(values)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(values)
+    cdef const void* data = cnp.PyArray_DATA(values)
+    cdef bint finite
     with nogil:
-        for i in range(n):
-            bad |= not isfinite(values[i])
-    return not bad
+        if kind == cnp.NPY_FLOAT:
+            finite = finite_values(<const float*> data, n)
+        else:
+            finite = finite_values(<const double*> data, n)
+    return finite
