@@ -90,8 +90,8 @@ class training_threads:
     def __init__(self, sizes, rows_per_gemm):
         # rows_per_gemm = 1: online training, matrix-vector loops of our own, no BLAS at all
         self.uses_blas = rows_per_gemm > 1
-        macs = max(rows_per_gemm * a * b for a, b in zip(sizes[:-1], sizes[1:]))
-        self.small = macs < SMALL_GEMM
+        self.small = self.uses_blas and rows_per_gemm * max(
+            a * b for a, b in zip(sizes[:-1], sizes[1:])) < SMALL_GEMM
 
     def __enter__(self):
         global _active

@@ -203,31 +203,9 @@ class Rprop(_Optimizer):
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rprop": Rprop}
 
 
-# Validated optimizers named by a string, by (name, momentum, nesterov, dtype) with their types
-# (so that momentum=False is not taken for momentum=0): train() only reads them.
-_NAMED = {}
-
-
 def make_optimizer(optimizer, momentum, nesterov, dtype):
-    """The validated optimizer object for ``train``'s arguments."""
-    if isinstance(optimizer, str):
-        key = (optimizer, type(momentum), momentum, type(nesterov), nesterov, np.dtype(dtype))
-        try:
-            return _NAMED[key]
-        except (KeyError, TypeError):          # (TypeError: an unhashable momentum)
-            pass
-        named = _make_optimizer(optimizer, momentum, nesterov, dtype)
-        if len(_NAMED) > 64:
-            _NAMED.clear()
-        try:
-            _NAMED[key] = named
-        except TypeError:
-            pass
-        return named
-    return _make_optimizer(optimizer, momentum, nesterov, dtype)
-
-
-def _make_optimizer(optimizer, momentum, nesterov, dtype):
+    """The validated optimizer object for ``train``'s arguments (a new one: the caller's
+    object, if one was given, stays theirs)."""
     if isinstance(optimizer, str):
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; choose from "

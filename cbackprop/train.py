@@ -6,6 +6,7 @@ seen within a fraction of a second even in an epoch of millions of samples, and 
 ends on a step boundary: the weights are never seen half-updated.
 """
 
+import functools
 import math
 import signal
 import sys
@@ -20,6 +21,12 @@ from ._dispatch import (backward_kernels as _backward, forward_kernels as _forwa
 from ._threads import training_threads
 from ._config import all_finite, check_int, check_positive_finite
 from .optimizers import Rprop, make_optimizer, make_schedule, _in_range
+
+# train_epoch's float32 and float64 versions, called directly: the fused function's choice
+# between them by its arguments' types cost 15 us a call after an idle spell (a twentieth of
+# 2-8-1's epoch)
+_TRAIN_EPOCH = {np.dtype(np.float32): _train.train_epoch["float"],
+                np.dtype(np.float64): _train.train_epoch["double"]}
 
 # How long one compiled call may run before Python looks at signals and progress again.
 CHUNK_SECONDS = 0.1
@@ -281,10 +288,10 @@ class _Interrupts:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            previous = signal.getsignal(signal.SIGINT)
+            previous = _signal.getsignal(_SIGINT)
             if previous is signal.default_int_handler:
                 self.previous = previous
-                signal.signal(signal.SIGINT, self._handle)
+                _signal.signal(_SIGINT, self._handle)
         return self
 
     def _handle(self, signum, frame):
@@ -292,13 +299,21 @@ class _Interrupts:
 
     def __exit__(self, *exc):
         if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+            _signal.signal(_SIGINT, self.previous)
         return False
 
 
+# The C module under signal: signal.signal and getsignal convert their arguments and results
+# to and from enums, by exceptions for a handler; at every train() call that cost 20 us
+# after the process had been idle (2-8-1's epoch: 0.7 ms)
+try:
+    import _signal
+except ImportError:            # pragma: no cover - not CPython
+    _signal = signal
+_SIGINT = int(signal.SIGINT)
+
+
 def _check_sample_weight(sample_weight, n, dtype):
-    if sample_weight is None:
-        return None
     arr = np.asarray(sample_weight)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"sample_weight must hold real numbers, got dtype {arr.dtype}")
@@ -311,9 +326,9 @@ def _check_sample_weight(sample_weight, n, dtype):
     return arr
 
 
-def _validation(net, X, Y, weights, validation_data, validation_split, rng):
-    """(training X, Y, weights, validation X, Y) from train's validation arguments."""
-    split = _in_range(validation_split, "validation_split", 0, 1)
+def _validation(net, X, Y, weights, validation_data, split, rng):
+    """(training X, Y, weights, validation X, Y) from train's validation arguments (split
+    validated)."""
     if validation_data is not None:
         if split:
             raise ValueError("pass validation_data or validation_split, not both")
@@ -327,7 +342,7 @@ def _validation(net, X, Y, weights, validation_data, validation_split, rng):
     n = X.shape[0]
     n_val = int(math.ceil(split * n))
     if n_val >= n:
-        raise ValueError(f"validation_split={validation_split} leaves no training samples "
+        raise ValueError(f"validation_split={split} leaves no training samples "
                          f"out of {n}")
     # a random subset (from the network's generator, or seed), kept in the data's order
     held = np.zeros(n, dtype=bool)
@@ -444,8 +459,62 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
         epochs.
     """
     # -- everything is validated before anything changes ----------------------------------
-    epochs = check_int(epochs, "epochs", 0)
     dtype = net.dtype
+    settings = (epochs, lr, batch_size, momentum, shuffle, seed, optimizer, nesterov, l2,
+                lr_schedule, early_stopping, patience, min_delta, verbose, validation_split)
+    check = _check_plain_settings if _PLAIN.issuperset(map(type, settings)) else _check_settings
+    (epochs, opt, rprop, base_lr, batch_size, l2, schedule, patience, min_delta, seed,
+     validation_split) = check(dtype, *settings)
+    if callable(callbacks):
+        callbacks = [callbacks]
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        if not callable(cb):
+            raise TypeError(f"callbacks must be callables (epoch, history), got {cb!r}")
+    X, Y = net._check_data(X, Y)
+    weights = None
+    if sample_weight is not None:
+        weights = _check_sample_weight(sample_weight, X.shape[0], dtype)
+    net._check_params_finite()
+    rng = net._rng if seed is None else np.random.default_rng(seed)
+    Xv = Yv = None
+    if validation_data is not None or validation_split:
+        X, Y, weights, Xv, Yv = _validation(net, X, Y, weights, validation_data,
+                                            validation_split, rng)
+
+    # one train() at a time per network: two would interleave their steps in one buffer
+    lock = net.__dict__.get("_training") or net.__dict__.setdefault("_training",
+                                                                    threading.Lock())
+    if not lock.acquire(blocking=False):
+        raise RuntimeError("this network is already training (in another thread); train a "
+                           "copy (copy.deepcopy(net)) to train in parallel")
+    # samples per step of SGD/Adam: the batch, or for online plain SGD the run of samples a
+    # kernel treats as one: a wide first layer's window, in which W^(1) is updated through
+    # gemm (src/_train.pyx online_window), or a small network's run (online_small). Compiled
+    # calls come in whole steps, so that a run repeats bit for bit however it is cut into
+    # calls. rows: the rows of each BLAS gemm (Rprop's: its gradient blocks,
+    # src/_backward.pyx BLOCK), 1 where there is no gemm
+    try:
+        step = None if rprop else min(batch_size, X.shape[0])
+        rows = min(X.shape[0], 256) if rprop else step
+        if step == 1:
+            step, rows = _online_run(net, opt, l2)
+        with training_threads(net.sizes, rows):
+            return _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr,
+                                    batch_size, step, epochs, l2, schedule, lr_schedule,
+                                    shuffle, early_stopping, patience, min_delta, callbacks,
+                                    verbose)
+    finally:
+        lock.release()
+
+
+def _check_settings(dtype, epochs, lr, batch_size, momentum, shuffle, seed, optimizer,
+                    nesterov, l2, lr_schedule, early_stopping, patience, min_delta, verbose,
+                    validation_split):
+    """train()'s settings, validated for a network of dtype: (epochs, optimizer object,
+    whether it is Rprop, base lr, batch size, l2, schedule object, patience, min_delta,
+    seed, validation_split). Raises ValueError or TypeError naming the bad setting."""
+    epochs = check_int(epochs, "epochs", 0)
     opt = make_optimizer(optimizer, momentum, nesterov, dtype)
     rprop = isinstance(opt, Rprop)
     if rprop:
@@ -470,55 +539,42 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
         raise TypeError(f"verbose must be True, False or None, got {verbose!r}")
     patience = check_int(patience, "patience", 0)
     min_delta = _in_range(min_delta, "min_delta", 0, math.inf)
-    if callable(callbacks):
-        callbacks = [callbacks]
-    callbacks = list(callbacks)
-    for cb in callbacks:
-        if not callable(cb):
-            raise TypeError(f"callbacks must be callables (epoch, history), got {cb!r}")
     if seed is not None:
         seed = check_int(seed, "seed", 0)
-    X, Y = net._check_data(X, Y)
-    weights = _check_sample_weight(sample_weight, X.shape[0], dtype)
-    net._check_params_finite()
-    rng = net._rng if seed is None else np.random.default_rng(seed)
-    X, Y, weights, Xv, Yv = _validation(net, X, Y, weights, validation_data,
-                                        validation_split, rng)
+    validation_split = _in_range(validation_split, "validation_split", 0, 1)
+    return (epochs, opt, rprop, base_lr, batch_size, l2, schedule, patience, min_delta, seed,
+            validation_split)
 
-    # one train() at a time per network: two would interleave their steps in one buffer
-    lock = net.__dict__.setdefault("_training", threading.Lock())
-    if not lock.acquire(blocking=False):
-        raise RuntimeError("this network is already training (in another thread); train a "
-                           "copy (copy.deepcopy(net)) to train in parallel")
-    # samples per step of SGD/Adam: the batch, or for online plain SGD the run of samples a
-    # kernel treats as one: a wide first layer's window, in which W^(1) is updated through
-    # gemm (src/_train.pyx online_window), or a small network's run (online_small). Compiled
-    # calls come in whole steps, so that a run repeats bit for bit however it is cut into
-    # calls. rows: the rows of each BLAS gemm (Rprop's: its gradient blocks,
-    # src/_backward.pyx BLOCK), 1 where there is no gemm
-    try:
-        step = None if rprop else min(batch_size, X.shape[0])
-        rows = min(X.shape[0], 256) if rprop else step
-        if step == 1:
-            step, rows = _online_run(net, opt, l2)
-        with training_threads(net.sizes, rows):
-            return _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr,
-                                    batch_size, step, epochs, l2, schedule, lr_schedule,
-                                    shuffle, early_stopping, patience, min_delta, callbacks,
-                                    verbose)
-    finally:
-        lock.release()
+
+# Settings of these types cannot change after the call, so their validation is kept for the
+# next call with equal settings of the same types (typed: momentum=False is refused even
+# after momentum=0 was accepted). The optimizer and schedule objects made for them hold no
+# training state (that lives in the network) and are shared by those calls. Other settings
+# (optimizer or schedule objects, NumPy scalars) are validated every time.
+_PLAIN = frozenset((bool, int, float, str, type(None)))
+_check_plain_settings = functools.lru_cache(maxsize=64, typed=True)(_check_settings)
 
 
 def _online_run(net, opt, l2):
     """(samples per run, rows per gemm) of online training of net with opt and l2 (see
-    src/_train.pyx online_run), kept on the network for its next call."""
+    src/_train.pyx online_run)."""
     hyper = opt.hyper(1.0, l2)                          # (lr plays no part)
-    runs = net.__dict__.setdefault("_online_runs", {})
-    key = hyper.tobytes()
-    if key not in runs:
-        runs[key] = _train.online_run(net._spec, hyper)
-    return runs[key]
+    return _kept(net, ("online_run", hyper.tobytes()), _train.online_run, net._spec, hyper)
+
+
+def _kept(net, key, compute, *args):
+    """compute(*args), a fact about net's kernels that its shape decides, kept on the network
+    for its next train() call under key (which must say everything else it depends on).
+    Each compiled call costs 20 us after an idle spell: a tenth of 2-8-1's Python."""
+    kept = net.__dict__.get("_kept")
+    if kept is None:
+        kept = net.__dict__.setdefault("_kept", {})
+    value = kept.get(key)
+    if value is None:
+        if len(kept) > 64:
+            kept.clear()
+        value = kept[key] = compute(*args)
+    return value
 
 
 _SEQUENTIAL = [np.arange(0, dtype=np.intp)]
@@ -542,13 +598,17 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
     n = X.shape[0]
     batch_size = n if rprop else min(batch_size, n)   # a batch larger than the data is all
     mode = score_mode(net, Y)
-    at_call, rng_at_call = _snapshot(net), net._rng.bit_generator.state
+    at_call = _snapshot(net)
+    # the network's generator, if this call can draw from it (see the late lr error below)
+    rng_at_call = net._rng.bit_generator.state if shuffle and rng is net._rng else None
     fresh = net._optimizer_name != opt.name
+    hyper = hyper_lr = None                # the kernels' settings, and the lr they hold
     if epochs and not rprop:
         # the first epoch's lr, checked before the network changes (later ones as they come)
         state = dict(schedule.initial_state(), **({} if fresh else net._schedule_state))
-        check_positive_finite(schedule.lr(base_lr, 0 if fresh else net._epochs, state),
-                              "the scheduled lr", dtype)
+        hyper_lr = check_positive_finite(schedule.lr(base_lr, 0 if fresh else net._epochs,
+                                                     state), "the scheduled lr", dtype)
+        hyper = opt.hyper(hyper_lr, l2)
     # -- the optimizer's state: continued if it is this optimizer's, else started afresh --
     if fresh:
         net.reset_optimizer()
@@ -560,18 +620,20 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
         net._schedule_state.setdefault(key, value)
 
     history = History()
+    train_epoch = _TRAIN_EPOCH[dtype]
     sequential_order = _sequential(n)
     no_weights = np.empty(0, dtype)
     w_arg = no_weights if weights is None else weights
     if not rprop:
-        work = np.empty(_train.workspace_size(net._spec, batch_size, n, not shuffle), dtype)
+        work = np.empty(_kept(net, ("workspace", batch_size, n, not shuffle),
+                              _train.workspace_size, net._spec, batch_size, n, not shuffle),
+                        dtype)
     else:
         grad = np.empty_like(net._params)
     progress = _Progress(epochs * n, None if verbose is None else bool(verbose))
     best = (math.inf, None, None)          # (monitored loss, epoch, snapshot)
     wait = 0
     chunk = _first_chunk(net, 1 if rprop else step)            # samples in the first call
-    hyper_lr = None
 
     def diverged(epoch, value, snap):
         _restore(net, snap)
@@ -587,13 +649,16 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
             if not rprop:
                 try:
                     epoch_lr = schedule.lr(base_lr, net._epochs, net._schedule_state)
-                    if epoch_lr != hyper_lr:       # (most schedules keep it for many epochs)
+                    if epoch_lr == hyper_lr:       # (most schedules keep it for many epochs)
+                        epoch_lr = hyper_lr
+                    else:
                         epoch_lr = check_positive_finite(epoch_lr, "the scheduled lr", dtype)
                         hyper, hyper_lr = opt.hyper(epoch_lr, l2), epoch_lr
                 except (ValueError, TypeError) as exc:
                     # a bad setting found late still changes nothing: back to the call's start
                     _restore(net, at_call)
-                    net._rng.bit_generator.state = rng_at_call
+                    if rng_at_call is not None:
+                        net._rng.bit_generator.state = rng_at_call
                     progress.close()
                     raise type(exc)(f"{exc} (epoch {epoch + 1}); the network was restored to "
                                     f"its state before this call") from exc
@@ -630,7 +695,7 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
                 while start < n:
                     stop = min(start + chunk, n)
                     t0 = time.perf_counter()
-                    part, right = _train.train_epoch(
+                    part, right = train_epoch(
                         net._spec, net._params, net._state, X, Y, w_arg, order[start:stop],
                         not shuffle, batch_size, hyper, net._steps, mode, work)
                     dt = time.perf_counter() - t0

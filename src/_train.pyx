@@ -1162,9 +1162,10 @@ cdef inline Py_ssize_t _largest_batch(Py_ssize_t batch_size, Py_ssize_t n) noexc
     return max(1, min(batch_size, n))
 
 
-def workspace_size(const Py_ssize_t[::1] spec, Py_ssize_t batch_size, Py_ssize_t n,
-                   bint sequential):
-    """Length of the scratch buffer train_epoch needs for these arguments.
+cpdef Py_ssize_t workspace_size(const Py_ssize_t[::1] spec, Py_ssize_t batch_size,
+                               Py_ssize_t n, bint sequential):
+    """Length of the scratch buffer train_epoch needs for these arguments (cpdef:
+    train_epoch's check calls it in C, not through Python).
 
     Allocate it once per fit and pass it to every train_epoch call: a fresh buffer per epoch
     costs page faults on every call (measured: 5% of a full-batch run in perf).

@@ -10,6 +10,7 @@ import cbackprop
 from cbackprop import reference
 from cbackprop._dispatch import train_kernels
 from cbackprop.optimizers import make_optimizer
+from cbackprop.train import _check_plain_settings
 from conftest import CONFIGS, CONFIG_IDS, assert_close, make_case
 
 # (train() arguments, a factory for the reference's optimizer object over params)
@@ -273,8 +274,8 @@ def test_optimizers_match_torch_optim(name):
     np.testing.assert_allclose(net.get_params(), _flat(expected), rtol=1e-10, atol=1e-12)
 
 
-def test_validated_optimizers_are_reused_only_for_equal_settings_of_the_same_type():
-    # make_optimizer keeps each named optimizer it validated: a later call with momentum=False
+def test_validated_settings_are_reused_only_for_equal_settings_of_the_same_type():
+    # train() keeps the validation of plain settings: a later call with momentum=False
     # (a bool, refused) must not be served the one validated for momentum=0
     net = cbackprop.Network([2, 3, 1], seed=0)
     X, Y = np.zeros((4, 2)), np.zeros((4, 1))
@@ -283,8 +284,24 @@ def test_validated_optimizers_are_reused_only_for_equal_settings_of_the_same_typ
         net.train(X, Y, momentum=False)
     with pytest.raises(ValueError, match="nesterov"):
         net.train(X, Y, momentum=0, nesterov=True)
-    a = make_optimizer("sgd", 0.5, False, np.float64)
-    assert make_optimizer("sgd", 0.5, False, np.float64) is a
-    assert make_optimizer("sgd", 0.5, False, np.float32) is not a
-    hyper = a.hyper(0.1, 0.0)
-    assert a.hyper(0.1, 0.0) is hyper and not hyper.flags.writeable
+    args = (1, None, None, 0.5, True, None, "sgd", False, 0.0, "constant", False, 10, 0.0, None,
+            0.0)
+    a = _check_plain_settings(np.float64, *args)
+    assert _check_plain_settings(np.float64, *args) is a
+    assert _check_plain_settings(np.float32, *args) is not a
+    opt = a[1]
+    hyper = opt.hyper(0.1, 0.0)
+    assert opt.hyper(0.1, 0.0) is hyper and not hyper.flags.writeable
+
+
+def test_an_optimizer_object_is_validated_again_at_every_call():
+    # objects can change between calls: only settings of plain types are validated once
+    net = cbackprop.Network([2, 3, 1], seed=0)
+    X, Y = np.zeros((4, 2)), np.zeros((4, 1))
+    opt = cbackprop.SGD(momentum=0.5)
+    net.train(X, Y, optimizer=opt)
+    opt.momentum = 1.5
+    before = net.get_params()
+    with pytest.raises(ValueError, match="momentum"):
+        net.train(X, Y, optimizer=opt)
+    np.testing.assert_array_equal(net.get_params(), before)
