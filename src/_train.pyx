@@ -1227,10 +1227,11 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
         # the sequential paths read rows order[0] .. order[0] + n - 1 as one block
         if order[0] < 0 or order[0] + n > X.shape[0]:
             raise ValueError("train_epoch: order runs past the rows of X")
-        for s in range(1, n):
-            if order[s] != order[0] + s:
-                raise ValueError("train_epoch: sequential is set but order is not "
-                                 "consecutive")
+        r = 0
+        for s in range(1, n):                   # (no early exit: a vectorised pass)
+            r |= order[s] - order[0] - s
+        if r != 0:
+            raise ValueError("train_epoch: sequential is set but order is not consecutive")
     if hyper.shape[0] != N_HYPER or <int> hyper[H_KIND] == RPROP:
         raise ValueError("train_epoch: hyper must describe SGD or Adam")
     cdef floating* H = &work[0]
