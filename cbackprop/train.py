@@ -22,12 +22,6 @@ from ._threads import training_threads
 from ._config import all_finite, check_int, check_positive_finite
 from .optimizers import Rprop, make_optimizer, make_schedule, _in_range
 
-# train_epoch's float32 and float64 versions, called directly: the fused function's choice
-# between them by its arguments' types cost 15 us a call after an idle spell (a twentieth of
-# 2-8-1's epoch)
-_TRAIN_EPOCH = {np.dtype(np.float32): _train.train_epoch["float"],
-                np.dtype(np.float64): _train.train_epoch["double"]}
-
 # How long one compiled call may run before Python looks at signals and progress again.
 CHUNK_SECONDS = 0.1
 # Score codes of the kernels (SCORE_ in src/_passes.pxd).
@@ -620,7 +614,6 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
         net._schedule_state.setdefault(key, value)
 
     history = History()
-    train_epoch = _TRAIN_EPOCH[dtype]
     sequential_order = _sequential(n)
     no_weights = np.empty(0, dtype)
     w_arg = no_weights if weights is None else weights
@@ -695,7 +688,7 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
                 while start < n:
                     stop = min(start + chunk, n)
                     t0 = time.perf_counter()
-                    part, right = train_epoch(
+                    part, right = _train.train_epoch(
                         net._spec, net._params, net._state, X, Y, w_arg, order[start:stop],
                         not shuffle, batch_size, hyper, net._steps, mode, work)
                     dt = time.perf_counter() - t0

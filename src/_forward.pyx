@@ -13,6 +13,7 @@ import numpy as np
 
 from _passes cimport (Layout, make_layout, forward_block, loss_and_delta_block,
                       SCORE_NONE)
+from _arrays cimport check_array, ANY_FLOAT
 
 cnp.import_array()
 
@@ -62,20 +63,7 @@ def loss_sum(const Py_ssize_t[::1] spec,      # IN  network description
     return total
 
 
-# The checks below take the ndarray itself, through NumPy's C API: each train() call makes
-# several, and a memoryview argument goes through the buffer protocol and a fused signature's
-# dispatch, which after an idle spell (the caches refilled by other processes) cost 20 us a
-# call, against 7 (measured on the 2-core machine, 2026-11-24).
-
-cdef int float_type(cnp.ndarray arr) except -1:
-    """arr's NPY_FLOAT or NPY_DOUBLE, for a C-contiguous, aligned, native float32 or float64
-    array (what the Python layer passes; checked again here, cheaply)."""
-    cdef int kind = cnp.PyArray_TYPE(arr)
-    if ((kind != cnp.NPY_FLOAT and kind != cnp.NPY_DOUBLE)
-            or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISBEHAVED_RO(arr)):
-        raise TypeError("expected a C-contiguous, aligned, native float32 or float64 array")
-    return kind
-
+# The checks below take the ndarray itself (see _arrays.pxd): each train() call makes several.
 
 cdef int target_kind_of(const floating* y, Py_ssize_t n, Py_ssize_t n_out) noexcept nogil:
     cdef Py_ssize_t r, k, not_binary = 0, not_one_hot = 0
@@ -98,9 +86,7 @@ def target_kind(cnp.ndarray Y not None):     # IN  (n, n_out) targets, validated
     (all 0 but a single 1); else 2 (also for no rows). Branch-free compiled passes instead of
     NumPy's isin and row sum, which took 5% of an online epoch of 64-30-10. A sum of 0/1
     values is exactly 1 only for a single 1, in any order of addition and precision."""
-    cdef int kind = float_type(Y)
-    if cnp.PyArray_NDIM(Y) != 2:
-        raise ValueError("target_kind takes a 2-D array")
+    cdef int kind = check_array(Y, ANY_FLOAT, 2, False, "Y")
     cdef Py_ssize_t n = cnp.PyArray_DIMS(Y)[0], n_out = cnp.PyArray_DIMS(Y)[1]
     cdef const void* y = cnp.PyArray_DATA(Y)
     if n == 0 or n_out == 0:
@@ -125,7 +111,7 @@ def all_finite(cnp.ndarray values not None):     # IN  any shape and length
     """Whether no value is NaN or infinite: one pass without temporaries (NumPy's
     isfinite(X).all() wrote a boolean array as large as X, a tenth of a 784-128-10
     mini-batch epoch in page faults and its pass)."""
-    cdef int kind = float_type(values)
+    cdef int kind = check_array(values, ANY_FLOAT, -1, False, "values")
     cdef Py_ssize_t n = cnp.PyArray_SIZE(values)
     cdef const void* data = cnp.PyArray_DATA(values)
     cdef bint finite

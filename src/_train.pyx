@@ -26,6 +26,7 @@
 # Notation: W[i, j] = w_ij, i the unit fed (output side), j the unit it leaves (input side);
 # h = f(z), delta = dJ/dz, eta = lr.
 from cython cimport floating
+cimport numpy as cnp
 from libc.math cimport isfinite
 from libc.string cimport memcpy, memset
 from _activations cimport (activate, mul_derivative, output_delta, sample_loss, SIGMOID, RELU,
@@ -35,6 +36,9 @@ from _optim cimport (Step, make_step, apply_update, update_row, SGD, ADAM, RPROP
 from _blas cimport gemm, dot, matvec
 from _passes cimport (Layout, make_layout, forward_sample, forward_block, is_correct,
                       loss_and_delta_block, backward_block, SCORE_NONE, SCORE_THRESHOLD)
+from _arrays cimport check_array, ANY_FLOAT
+
+cnp.import_array()
 
 
 cdef inline bint plain_sgd(const Step* st) noexcept nogil:
@@ -1162,15 +1166,19 @@ cdef inline Py_ssize_t _largest_batch(Py_ssize_t batch_size, Py_ssize_t n) noexc
     return max(1, min(batch_size, n))
 
 
-cpdef Py_ssize_t workspace_size(const Py_ssize_t[::1] spec, Py_ssize_t batch_size,
-                               Py_ssize_t n, bint sequential):
-    """Length of the scratch buffer train_epoch needs for these arguments (cpdef:
-    train_epoch's check calls it in C, not through Python).
+def workspace_size(const Py_ssize_t[::1] spec, Py_ssize_t batch_size, Py_ssize_t n,
+                   bint sequential):
+    """Length of the scratch buffer train_epoch needs for these arguments.
 
     Allocate it once per fit and pass it to every train_epoch call: a fresh buffer per epoch
     costs page faults on every call (measured: 5% of a full-batch run in perf).
     """
-    cdef Layout net = make_layout(&spec[0])
+    return workspace_of(&spec[0], batch_size, n, sequential)
+
+
+cdef Py_ssize_t workspace_of(const Py_ssize_t* spec, Py_ssize_t batch_size, Py_ssize_t n,
+                             bint sequential) noexcept nogil:
+    cdef Layout net = make_layout(spec)
     cdef Py_ssize_t B = _largest_batch(batch_size, n)
     cdef Py_ssize_t size = B * (2 * net.n_units + net.n_out)   # h, delta, z of the output
     if batch_size == 1 and net.n_in >= WINDOW_MIN_INPUTS:
@@ -1192,24 +1200,68 @@ cdef inline bint folds_into_gemm(const Step* st) noexcept nogil:
     return st.kind == SGD and not st.nesterov and st.l2 == 0
 
 
-def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see _passes.pxd)
-                floating[::1] params,          # IN/OUT all W and b
-                floating[:, ::1] state,        # IN/OUT (2, n_params) optimizer state s0, s1
-                const floating[:, ::1] X,      # IN     (n, n_in)
-                const floating[:, ::1] Y,      # IN     (n, n_out)
-                const floating[::1] weights,   # IN     (n,) sample weights, or (0,): all 1
-                const Py_ssize_t[::1] order,   # IN     rows to visit, in order, each < n
+def train_epoch(cnp.ndarray spec not None,     # IN     network description (see _passes.pxd)
+                cnp.ndarray params not None,   # IN/OUT all W and b
+                cnp.ndarray state not None,    # IN/OUT (2, n_params) optimizer state s0, s1
+                cnp.ndarray X not None,        # IN     (n, n_in)
+                cnp.ndarray Y not None,        # IN     (n, n_out)
+                cnp.ndarray weights not None,  # IN     (n,) sample weights, or (0,): all 1
+                cnp.ndarray order not None,    # IN     rows to visit, in order, each < n
                 bint sequential,               # IN     order[s] = order[0] + s: batches are slices
                 Py_ssize_t batch_size,
-                const double[::1] hyper,       # IN     (N_HYPER,) optimizer and its settings
+                cnp.ndarray hyper not None,    # IN     (N_HYPER,) optimizer and its settings
                 Py_ssize_t steps_done,         # IN     steps taken before this call (Adam's t)
                 int score,                     # IN     SCORE_ code: how to count correct outputs
-                floating[::1] work):           # SCRATCH workspace_size(...) elements
+                cnp.ndarray work not None):    # SCRATCH workspace_size(...) elements
     """Train on the rows X[order] in batches of batch_size, taking ceil(len(order) /
     batch_size) steps. Returns (sum_s weight_s J_s, number classified correctly), each
-    sample's loss and output taken before its step."""
-    cdef Layout net = make_layout(&spec[0])
-    cdef Py_ssize_t n = order.shape[0], start, m, r, s, t = steps_done
+    sample's loss and output taken before its step.
+
+    The float arrays are all float32 or all float64 (params decides), spec and order intp,
+    hyper float64, each C-contiguous: ndarrays checked through NumPy's C API, not
+    memoryviews (see _arrays.pxd); shapes as the Python layer validated them."""
+    cdef int kind = check_array(params, ANY_FLOAT, 1, True, "params")
+    check_array(spec, cnp.NPY_INTP, 1, False, "spec")
+    check_array(state, kind, 2, True, "state")
+    check_array(X, kind, 2, False, "X")
+    check_array(Y, kind, 2, False, "Y")
+    check_array(weights, kind, 1, False, "weights")
+    check_array(order, cnp.NPY_INTP, 1, False, "order")
+    check_array(hyper, cnp.NPY_DOUBLE, 1, False, "hyper")
+    check_array(work, kind, 1, True, "work")
+    cdef Py_ssize_t n_params = cnp.PyArray_DIMS(params)[0]
+    if cnp.PyArray_DIMS(state)[0] != 2 or cnp.PyArray_DIMS(state)[1] != n_params:
+        raise ValueError("train_epoch: state must have shape (2, len(params))")
+    if kind == cnp.NPY_FLOAT:
+        return epoch_of(<const Py_ssize_t*> cnp.PyArray_DATA(spec),
+                        <float*> cnp.PyArray_DATA(params), <float*> cnp.PyArray_DATA(state),
+                        n_params, <const float*> cnp.PyArray_DATA(X), cnp.PyArray_DIMS(X)[0],
+                        <const float*> cnp.PyArray_DATA(Y),
+                        <const float*> cnp.PyArray_DATA(weights), cnp.PyArray_DIMS(weights)[0],
+                        <const Py_ssize_t*> cnp.PyArray_DATA(order), cnp.PyArray_DIMS(order)[0],
+                        sequential, batch_size, <const double*> cnp.PyArray_DATA(hyper),
+                        cnp.PyArray_DIMS(hyper)[0], steps_done, score,
+                        <float*> cnp.PyArray_DATA(work), cnp.PyArray_DIMS(work)[0])
+    return epoch_of(<const Py_ssize_t*> cnp.PyArray_DATA(spec),
+                    <double*> cnp.PyArray_DATA(params), <double*> cnp.PyArray_DATA(state),
+                    n_params, <const double*> cnp.PyArray_DATA(X), cnp.PyArray_DIMS(X)[0],
+                    <const double*> cnp.PyArray_DATA(Y),
+                    <const double*> cnp.PyArray_DATA(weights), cnp.PyArray_DIMS(weights)[0],
+                    <const Py_ssize_t*> cnp.PyArray_DATA(order), cnp.PyArray_DIMS(order)[0],
+                    sequential, batch_size, <const double*> cnp.PyArray_DATA(hyper),
+                    cnp.PyArray_DIMS(hyper)[0], steps_done, score,
+                    <double*> cnp.PyArray_DATA(work), cnp.PyArray_DIMS(work)[0])
+
+
+cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
+                    Py_ssize_t n_params, const floating* X, Py_ssize_t x_rows,
+                    const floating* Y, const floating* weights, Py_ssize_t n_weights,
+                    const Py_ssize_t* order, Py_ssize_t n, bint sequential,
+                    Py_ssize_t batch_size, const double* hyper, Py_ssize_t n_hyper,
+                    Py_ssize_t steps_done, int score, floating* work, Py_ssize_t work_len):
+    """train_epoch on its arrays' data (X and Y row-major, state two rows of n_params)."""
+    cdef Layout net = make_layout(spec)
+    cdef Py_ssize_t start, m, r, s, t = steps_done
     cdef Py_ssize_t n_in = net.n_in, n_out = net.n_out
     # B is the largest batch this call forms. batch_size 1 is online training; any larger
     # batch_size takes the batch path even for a call of one sample, so that a run gives the
@@ -1218,31 +1270,31 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
     cdef Py_ssize_t B = _largest_batch(batch_size, n)
     cdef bint online = batch_size == 1
     cdef bint gather = not online and not sequential
-    cdef bint weighted = weights.shape[0] > 0
+    cdef bint weighted = n_weights > 0
     if batch_size < 1:
         raise ValueError("train_epoch: batch_size must be at least 1")
-    if work.shape[0] < workspace_size(spec, batch_size, n, sequential):
+    if work_len < workspace_of(spec, batch_size, n, sequential):
         raise ValueError("train_epoch: work is smaller than workspace_size()")
     if sequential and n > 0:
         # the sequential paths read rows order[0] .. order[0] + n - 1 as one block
-        if order[0] < 0 or order[0] + n > X.shape[0]:
+        if order[0] < 0 or order[0] + n > x_rows:
             raise ValueError("train_epoch: order runs past the rows of X")
         r = 0
         for s in range(1, n):                   # (no early exit: a vectorised pass)
             r |= order[s] - order[0] - s
         if r != 0:
             raise ValueError("train_epoch: sequential is set but order is not consecutive")
-    if hyper.shape[0] != N_HYPER or <int> hyper[H_KIND] == RPROP:
+    if n_hyper != N_HYPER or <int> hyper[H_KIND] == RPROP:
         raise ValueError("train_epoch: hyper must describe SGD or Adam")
-    cdef floating* H = &work[0]
+    cdef floating* H = work
     cdef floating* D = H + B * net.n_units
     cdef floating* Z = D + B * net.n_units
     cdef floating* G = Z + B * n_out
     cdef floating* XB = G + net.n_params
     cdef floating* YB = XB + B * n_in
     cdef floating* WB = YB + B * n_out
-    cdef floating* s0 = &state[0, 0]
-    cdef floating* s1 = &state[1, 0]
+    cdef floating* s0 = state
+    cdef floating* s1 = state + n_params
     cdef const floating* Xb
     cdef const floating* Yb
     cdef const floating* Wb
@@ -1257,17 +1309,17 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
     if n == 0:
         return 0.0, 0
     with nogil:
-        st = make_step(&hyper[0], t + 1)
+        st = make_step(hyper, t + 1)
         if online and takes_window(&net, &st):
-            total = online_window(&net, &st, &params[0], &X[0, 0], &Y[0, 0], &order[0],
-                                  &weights[0] if weighted else NULL, n, sequential, H, Z, D,
+            total = online_window(&net, &st, params, X, Y, order,
+                                  weights if weighted else NULL, n, sequential, H, Z, D,
                                   G, score, &correct)
         elif online and takes_small(&net, &st):
-            total = online_small(&net, &st, &params[0], &X[0, 0], &Y[0, 0], &order[0],
-                                 &weights[0] if weighted else NULL, n, G, score, &correct)
+            total = online_small(&net, &st, params, X, Y, order,
+                                 weights if weighted else NULL, n, G, score, &correct)
         elif online and takes_two_layer(&net, &st):
-            total = online_two_layer(&net, &st, &params[0], &X[0, 0], &Y[0, 0], &order[0],
-                                     &weights[0] if weighted else NULL, n, H, Z, D, G, score,
+            total = online_two_layer(&net, &st, params, X, Y, order,
+                                     weights if weighted else NULL, n, H, Z, D, G, score,
                                      &correct)
         elif online:
             plain = plain_sgd(&st)
@@ -1275,16 +1327,16 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
                 # the first sample's z^(2) through the routine that gives every later one
                 # (with a zero step), so a run's bits do not depend on where calls begin
                 memset(D + net.unit_off[0], 0, net.sizes[1] * sizeof(floating))
-                sgd_then_matvec(&params[0] + net.w_off[0], &params[0] + net.b_off[0],
-                                D + net.unit_off[0], 0, &X[order[0], 0], &X[order[0], 0],
+                sgd_then_matvec(params + net.w_off[0], params + net.b_off[0],
+                                D + net.unit_off[0], 0, X + order[0] * n_in, X + order[0] * n_in,
                                 H + net.unit_off[0], net.sizes[1], n_in)
             for s in range(n):
                 r = order[s]
                 if st.kind == ADAM:
                     t += 1
-                    st = make_step(&hyper[0], t)
-                x_next = &X[order[s + 1], 0] if plain and s + 1 < n else NULL
-                total += online_step(&net, &st, &params[0], s0, s1, &X[r, 0], &Y[r, 0],
+                    st = make_step(hyper, t)
+                x_next = X + order[s + 1] * n_in if plain and s + 1 < n else NULL
+                total += online_step(&net, &st, params, s0, s1, X + r * n_in, Y + r * n_out,
                                      weights[r] if weighted else 1, H, Z, D, score,
                                      &correct, plain, x_next)
         else:
@@ -1295,37 +1347,37 @@ def train_epoch(const Py_ssize_t[::1] spec,    # IN     network description (see
                 m = min(B, n - start)
                 Wb = NULL
                 if not gather:
-                    Xb = &X[order[start], 0]
-                    Yb = &Y[order[start], 0]
+                    Xb = X + order[start] * n_in
+                    Yb = Y + order[start] * n_out
                     if weighted:
-                        Wb = &weights[order[start]]
+                        Wb = weights + order[start]
                 else:
                     for s in range(m):
                         r = order[start + s]
-                        memcpy(XB + s * n_in, &X[r, 0], n_in * sizeof(floating))
-                        memcpy(YB + s * n_out, &Y[r, 0], n_out * sizeof(floating))
+                        memcpy(XB + s * n_in, X + r * n_in, n_in * sizeof(floating))
+                        memcpy(YB + s * n_out, Y + r * n_out, n_out * sizeof(floating))
                         if weighted:
                             WB[s] = weights[r]
                     Xb = XB
                     Yb = YB
                     if weighted:
                         Wb = WB
-                forward_block(&net, &params[0], Xb, <int> m, H, Z)
+                forward_block(&net, params, Xb, <int> m, H, Z)
                 total += loss_and_delta_block(&net, H, Z, Yb, Wb, <int> m, D, score,
                                               &correct)
                 t += 1
                 if folds_into_gemm(&st):
                     if mu == 0:
-                        backward_block(&net, &params[0], Xb, H, D, <int> m,
-                                       &params[0], -eta / m, 1, False)
+                        backward_block(&net, params, Xb, H, D, <int> m,
+                                       params, -eta / m, 1, False)
                     else:
-                        backward_block(&net, &params[0], Xb, H, D, <int> m,
+                        backward_block(&net, params, Xb, H, D, <int> m,
                                        s0, -eta / m, mu, True)
                 else:
-                    backward_block(&net, &params[0], Xb, H, D, <int> m,
+                    backward_block(&net, params, Xb, H, D, <int> m,
                                    G, <floating> 1 / m, 0, False)
-                    st = make_step(&hyper[0], t)
-                    update_all(&net, &st, &params[0], G, s0, s1)
+                    st = make_step(hyper, t)
+                    update_all(&net, &st, params, G, s0, s1)
                 start += m
     return total, correct
 

@@ -392,3 +392,36 @@ def test_train_epoch_refuses_a_sequential_flag_that_order_contradicts():
                                       np.empty(0), order.astype(np.intp), True, 1, hyper, 0, 0,
                                       work)
     np.testing.assert_array_equal(net.get_params(), params_before)
+
+
+@pytest.mark.parametrize("bad", ["X float32", "Y strided", "order int32", "hyper float32",
+                                 "params read-only", "state 1-D", "work float32", "X 1-D",
+                                 "state wrong length"])
+def test_train_epoch_refuses_arrays_of_the_wrong_type_or_layout(bad):
+    # train_epoch takes ndarrays and checks them itself (src/_arrays.pxd), as memoryview
+    # arguments would: the kernels must never read a buffer as something it is not
+    from cbackprop._dispatch import train_kernels
+    net, X, Y, *_ = make_case([3, 4, 2], "tanh", "sigmoid", "mse", np.float64, n=10)
+    hyper = cbackprop.optimizers.make_optimizer("sgd", 0.0, False, np.float64).hyper(0.1, 0.0)
+    args = dict(spec=net._spec, params=net._params, state=net._state, X=X, Y=Y,
+                weights=np.empty(0), order=np.arange(10, dtype=np.intp), hyper=hyper,
+                work=np.zeros(train_kernels.workspace_size(net._spec, 1, 10, True)))
+    name, change = bad.split(" ", 1)
+    if change in ("float32", "int32"):
+        args[name] = args[name].astype(change)
+    elif change == "strided":
+        args[name] = np.repeat(args[name], 2, axis=0)[::2]
+    elif change == "read-only":
+        args[name] = args[name].copy()
+        args[name].flags.writeable = False
+    elif change == "1-D":
+        args[name] = args[name].reshape(-1)
+    else:
+        args[name] = np.zeros((2, args[name].shape[1] - 1))
+    params_before, state_before = net._params.copy(), net._state.copy()
+    with pytest.raises(ValueError, match=name):
+        train_kernels.train_epoch(args["spec"], args["params"], args["state"], args["X"],
+                                  args["Y"], args["weights"], args["order"], True, 1,
+                                  args["hyper"], 0, 0, args["work"])
+    np.testing.assert_array_equal(net._params, params_before)
+    np.testing.assert_array_equal(net._state, state_before)
