@@ -594,7 +594,7 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
     mode = score_mode(net, Y)
     # the call's start, to return to if a later epoch's lr turns out bad: only a schedule
     # can change it (a constant lr is checked below once and for all)
-    at_call = None if isinstance(schedule, Constant) else _snapshot(net)
+    at_call = None if type(schedule) is Constant else _snapshot(net)
     # the network's generator, if this call can draw from it (see the late lr error below)
     rng_at_call = (net._rng.bit_generator.state
                    if at_call is not None and shuffle and rng is net._rng else None)
