@@ -106,10 +106,11 @@ def kernel_spec(sizes, activations, loss):
     return spec, offset
 
 
-def as_float_array(a, name, dtype):
+def as_float_array(a, name, dtype, finite=True):
     """``a`` as a C-contiguous array of ``dtype``: copied only when needed, never modified.
 
-    Raises TypeError for non-numeric data and ValueError for NaN or infinity.
+    Raises TypeError for non-numeric data and, unless ``finite`` is False (a caller whose
+    kernel checks it while it reads the array), ValueError for NaN or infinity.
     """
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
@@ -119,7 +120,7 @@ def as_float_array(a, name, dtype):
     else:
         with np.errstate(over="ignore", invalid="ignore"):    # reported below, as a ValueError
             converted = np.ascontiguousarray(arr, dtype=dtype)
-    if not all_finite(converted):
+    if finite and not all_finite(converted):
         if arr.dtype.kind == "f" and blockwise_all(np.ascontiguousarray(arr),
                                                    lambda block: np.isfinite(block).all()):
             raise ValueError(f"{name} has values beyond the range of {np.dtype(dtype).name}")
@@ -156,7 +157,7 @@ def all_finite(arr):
     return blockwise_all(arr, forward_kernels.all_finite)
 
 
-def check_X(X, n_in, dtype):
+def check_X(X, n_in, dtype, finite=True):
     """Validate inputs: ``(n, n_in)`` or one sample ``(n_in,)``.
 
     Returns
@@ -177,7 +178,7 @@ def check_X(X, n_in, dtype):
     if arr.shape[1] != n_in:
         raise ValueError(f"X has {arr.shape[1]} features per sample but the network "
                          f"takes {n_in} inputs")
-    return as_float_array(arr, "X", dtype), single
+    return as_float_array(arr, "X", dtype, finite), single
 
 
 def check_Y(Y, n_samples, n_out, dtype, loss, single=False):

@@ -273,11 +273,17 @@ class Network:
             The sums overflowed the dtype (inputs or weights near its largest values), so
             some output is not finite.
         """
-        X, single = check_X(X, self.n_inputs, self.dtype)
+        given = X
+        X, single = check_X(X, self.n_inputs, self.dtype, finite=False)
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         params = self._params
-        over_rows(lambda a, b: _forward.forward(self._spec, params, X[a:b], out[a:b]),
-                  X.shape[0], uses_blas=True)
+        # the kernel checks each block of X for NaN and infinity just before its gemm reads
+        # it, and stops at one that is not finite
+        if not all(over_rows(lambda a, b: _forward.forward(self._spec, params, X[a:b],
+                                                           out[a:b]),
+                             X.shape[0], uses_blas=True)):
+            check_X(given, self.n_inputs, self.dtype)      # the ValueError that names it
+            raise ValueError("X contains NaN or infinity")  # (X changed meanwhile)
         _check_finite_result(out, "forward")
         return out[0] if single else out
 

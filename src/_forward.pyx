@@ -27,9 +27,12 @@ def forward(const Py_ssize_t[::1] spec,       # IN  network description (see _pa
             const floating[::1] params,       # IN  all W and b
             const floating[:, ::1] X,         # IN  (n, n_in)
             floating[:, ::1] out):            # OUT (n, n_out)
-    """out := h^(nl) for every row of X."""
+    """out := h^(nl) for every row of X, and True; or False, with out unfinished, if X holds
+    NaN or infinity. Each block of X is checked just before its gemm reads it, while it is in
+    cache: the Python layer's separate pass over X took 9% of 64-30-10's inference."""
     cdef Layout net = make_layout(&spec[0])
     cdef Py_ssize_t n = X.shape[0], start, m, n_out = net.n_out
+    cdef bint finite = True
     cdef floating[::1] H = np.empty(min(BLOCK, n) * net.n_units, dtype=np.asarray(params).dtype)
     cdef floating[::1] Z = np.empty(min(BLOCK, n) * n_out, dtype=np.asarray(params).dtype)
     cdef Py_ssize_t last = net.n_layers - 1
@@ -37,9 +40,13 @@ def forward(const Py_ssize_t[::1] spec,       # IN  network description (see _pa
         start = 0
         while start < n:
             m = min(BLOCK, n - start)
+            if not finite_values(&X[start, 0], m * net.n_in):
+                finite = False
+                break
             forward_block(&net, &params[0], &X[start, 0], <int> m, &H[0], &Z[0])
             memcpy(&out[start, 0], &H[m * net.unit_off[last]], m * n_out * sizeof(floating))
             start += m
+    return finite
 
 
 def loss_sum(const Py_ssize_t[::1] spec,      # IN  network description

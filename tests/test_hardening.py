@@ -268,6 +268,27 @@ def test_input_checks_shared_out_over_threads_find_nan_in_any_part(monkeypatch, 
         net.train(X, np.zeros((len(X), 2)), epochs=1)
 
 
+@pytest.mark.parametrize("row", [0, 4095, 4096, 9999])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_forward_finds_a_non_finite_input_in_any_block(monkeypatch, row, value, dtype):
+    # forward's kernel checks each block of rows (src/_forward.pyx BLOCK = 4096) just before
+    # it reads it, instead of a separate pass: every block, first and last rows included
+    monkeypatch.setenv("CBACKPROP_NUM_THREADS", "1")
+    net = cbackprop.Network([5, 4, 3], seed=0, dtype=dtype)
+    X = np.random.default_rng(0).uniform(-1, 1, (10000, 5)).astype(dtype)
+    X[row, row % 5] = value
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        net.forward(X)
+
+
+def test_forward_names_a_float64_input_too_large_for_float32():
+    net = cbackprop.Network([2, 3, 1], seed=0, dtype=np.float32)
+    X = np.zeros((5000, 2))
+    X[4500, 1] = 1e300
+    with pytest.raises(ValueError, match="beyond the range of float32"):
+        net.forward(X)
+
+
 def test_concurrent_and_nested_splits_of_different_sizes(monkeypatch):
     from cbackprop import _threads
     monkeypatch.setenv("CBACKPROP_NUM_THREADS", "8")
