@@ -115,11 +115,12 @@ def as_float_array(a, name, dtype, finite=True):
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    if arr.dtype == dtype and arr.flags.c_contiguous:
+    flags = arr.flags
+    if arr.dtype == dtype and flags.c_contiguous and flags.aligned:
         converted = arr                     # (no cast: nothing for errstate to silence)
     else:
         with np.errstate(over="ignore", invalid="ignore"):    # reported below, as a ValueError
-            converted = np.ascontiguousarray(arr, dtype=dtype)
+            converted = np.array(arr, dtype=dtype, order="C")   # (aligned, as a copy is)
     if finite and not all_finite(converted):
         if arr.dtype.kind == "f" and blockwise_all(np.ascontiguousarray(arr),
                                                    lambda block: np.isfinite(block).all()):
@@ -150,19 +151,21 @@ def blockwise_all(arr, predicate):
 
 
 def all_finite(arr):
-    """Whether the C-contiguous float32 or float64 ``arr`` holds no NaN or infinity: a
-    compiled pass without temporaries over each block."""
+    """Whether the C-contiguous, aligned, native float32 or float64 ``arr`` (what
+    as_float_array returns) holds no NaN or infinity: a compiled pass without temporaries
+    over each block."""
     if arr.size <= CHECK_BLOCK:                # (what blockwise_all does, a call sooner)
         return forward_kernels.all_finite(arr)
     return blockwise_all(arr, forward_kernels.all_finite)
 
 
 def check_X(X, n_in, dtype, finite=True):
-    """Validate inputs: ``(n, n_in)`` or one sample ``(n_in,)``.
+    """Validate inputs: ``(n, n_in)`` or one sample ``(n_in,)``; with ``finite`` False, all
+    but NaN and infinity (for a kernel that checks them as it reads X: forward's).
 
     Returns
     -------
-    X : ndarray of shape (n, n_in), C-contiguous, of ``dtype``
+    X : ndarray of shape (n, n_in), C-contiguous and aligned, of ``dtype``
     single : bool
         True when a 1-D sample was given (results are returned 1-D).
     """

@@ -295,9 +295,11 @@ class Network:
                 and Y.dtype is dtype and X.ndim == 2 and Y.ndim == 2
                 and X.shape[1] == sizes[0] and Y.shape[1] == sizes[-1]
                 and X.shape[0] == Y.shape[0] > 0 and X.flags.c_contiguous
-                and Y.flags.c_contiguous and self._loss_name == "mse"
-                and all_finite(X) and all_finite(Y)):
-            return X, Y    # already as the kernels take them (a shortcut of what follows)
+                and Y.flags.c_contiguous and X.flags.aligned and Y.flags.aligned
+                and self._loss_name == "mse" and all_finite(X) and all_finite(Y)):
+            # already as the kernels take them: check_X and check_Y would return them as they
+            # are after these checks (a shortcut: tests/test_train.py holds the two together)
+            return X, Y
         X, single = check_X(X, self.n_inputs, self.dtype)
         Y = check_Y(Y, X.shape[0], self.n_outputs, self.dtype, self.loss_name, single)
         return X, Y

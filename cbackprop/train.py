@@ -20,7 +20,7 @@ from ._dispatch import (backward_kernels as _backward, forward_kernels as _forwa
                         train_kernels as _train)
 from ._threads import training_threads
 from ._config import all_finite, check_int, check_positive_finite
-from .optimizers import Constant, Rprop, make_optimizer, make_schedule, _in_range
+from .optimizers import Rprop, make_optimizer, make_schedule, _in_range
 
 # How long one compiled call may run before Python looks at signals and progress again.
 CHUNK_SECONDS = 0.1
@@ -593,8 +593,10 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
     batch_size = n if rprop else min(batch_size, n)   # a batch larger than the data is all
     mode = score_mode(net, Y)
     # the call's start, to return to if a later epoch's lr turns out bad: only a schedule
-    # can change it (a constant lr is checked below once and for all)
-    at_call = None if type(schedule) is Constant else _snapshot(net)
+    # can change it (lr_schedule="constant", whose object no one else holds, keeps the lr
+    # checked below once and for all)
+    at_call = None if isinstance(lr_schedule, str) and lr_schedule == "constant" else (
+        _snapshot(net))
     # the network's generator, if this call can draw from it (see the late lr error below)
     rng_at_call = (net._rng.bit_generator.state
                    if at_call is not None and shuffle and rng is net._rng else None)

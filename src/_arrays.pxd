@@ -15,8 +15,10 @@ cdef enum:
 cdef inline int check_array(cnp.ndarray arr, int typenum, int ndim, bint writeable,
                             str name) except -1:
     """arr's type number, after checking that arr is C-contiguous, aligned, in native byte
-    order, of ndim dimensions (any number for -1), of typenum (ANY_FLOAT: NPY_FLOAT or NPY_DOUBLE) and, if
-    asked, writeable: what a memoryview argument would check, with the same ValueError."""
+    order, of ndim dimensions (any number for -1), of typenum (ANY_FLOAT: NPY_FLOAT or
+    NPY_DOUBLE) and, if asked, writeable: what a memoryview argument would check, and
+    alignment besides (memoryviews do not check it; the Python layer's arrays are aligned,
+    see cbackprop/_config.py as_float_array). Raises ValueError naming arr."""
     cdef int kind = cnp.PyArray_TYPE(arr)
     if typenum == ANY_FLOAT:
         if kind != cnp.NPY_FLOAT and kind != cnp.NPY_DOUBLE:

@@ -1229,9 +1229,24 @@ def train_epoch(cnp.ndarray spec not None,     # IN     network description (see
     check_array(order, cnp.NPY_INTP, 1, False, "order")
     check_array(hyper, cnp.NPY_DOUBLE, 1, False, "hyper")
     check_array(work, kind, 1, True, "work")
-    cdef Py_ssize_t n_params = cnp.PyArray_DIMS(params)[0]
+    # the shapes' relations, O(1) each (the Python layer made them so; a direct call is
+    # checked as well): spec's length for its layer count, then everything against it
+    cdef const Py_ssize_t* sp = <const Py_ssize_t*> cnp.PyArray_DATA(spec)
+    cdef Py_ssize_t spec_len = cnp.PyArray_DIMS(spec)[0]
+    if spec_len < 9 or sp[0] < 1 or spec_len != 4 + 5 * sp[0]:
+        raise ValueError("train_epoch: spec is not a network description")
+    cdef Layout net = make_layout(sp)
+    cdef Py_ssize_t n_params = cnp.PyArray_DIMS(params)[0], x_rows = cnp.PyArray_DIMS(X)[0]
+    if n_params != net.n_params:
+        raise ValueError("train_epoch: params has the wrong length for spec")
     if cnp.PyArray_DIMS(state)[0] != 2 or cnp.PyArray_DIMS(state)[1] != n_params:
         raise ValueError("train_epoch: state must have shape (2, len(params))")
+    if cnp.PyArray_DIMS(X)[1] != net.n_in:
+        raise ValueError("train_epoch: X has the wrong number of columns for spec")
+    if cnp.PyArray_DIMS(Y)[0] != x_rows or cnp.PyArray_DIMS(Y)[1] != net.n_out:
+        raise ValueError("train_epoch: Y must have X's rows and spec's outputs")
+    if cnp.PyArray_DIMS(weights)[0] not in (0, x_rows):
+        raise ValueError("train_epoch: weights must have X's rows, or none")
     if kind == cnp.NPY_FLOAT:
         return epoch_of(<const Py_ssize_t*> cnp.PyArray_DATA(spec),
                         <float*> cnp.PyArray_DATA(params), <float*> cnp.PyArray_DATA(state),
@@ -1284,6 +1299,12 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
             r |= order[s] - order[0] - s
         if r != 0:
             raise ValueError("train_epoch: sequential is set but order is not consecutive")
+    if not sequential:
+        r = 0
+        for s in range(n):                      # (no early exit: a vectorised pass)
+            r |= (order[s] < 0) | (order[s] >= x_rows)
+        if r != 0:
+            raise ValueError("train_epoch: order holds a row outside X")
     if n_hyper != N_HYPER or <int> hyper[H_KIND] == RPROP:
         raise ValueError("train_epoch: hyper must describe SGD or Adam")
     cdef floating* H = work

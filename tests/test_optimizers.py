@@ -286,9 +286,13 @@ def test_validated_settings_are_reused_only_for_equal_settings_of_the_same_type(
         net.train(X, Y, momentum=0, nesterov=True)
     args = (1, None, None, 0.5, True, None, "sgd", False, 0.0, "constant", False, 10, 0.0, None,
             0.0)
-    a = _check_plain_settings(np.float64, *args)
-    assert _check_plain_settings(np.float64, *args) is a
-    assert _check_plain_settings(np.float32, *args) is not a
+    a = _check_plain_settings(np.dtype(np.float64), *args)
+    assert _check_plain_settings(np.dtype(np.float64), *args) is a
+    assert _check_plain_settings(np.dtype(np.float32), *args) is not a
+    hits = _check_plain_settings.cache_info().hits
+    net.train(X, Y, momentum=0.25)
+    net.train(X, Y, momentum=0.25)                 # (train() itself is served the second)
+    assert _check_plain_settings.cache_info().hits == hits + 1
     opt = a[1]
     hyper = opt.hyper(0.1, 0.0)
     assert opt.hyper(0.1, 0.0) is hyper and not hyper.flags.writeable
