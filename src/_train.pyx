@@ -1219,7 +1219,7 @@ def train_epoch(cnp.ndarray spec not None,     # IN     network description (see
 
     The float arrays are all float32 or all float64 (params decides), spec and order intp,
     hyper float64, each C-contiguous: ndarrays checked through NumPy's C API, not
-    memoryviews (see _arrays.pxd); shapes as the Python layer validated them."""
+    memoryviews (see _arrays.pxd), with the relations between their shapes."""
     cdef int kind = check_array(params, ANY_FLOAT, 1, True, "params")
     check_array(spec, cnp.NPY_INTP, 1, False, "spec")
     check_array(state, kind, 2, True, "state")
