@@ -184,6 +184,13 @@ def check_X(X, n_in, dtype, finite=True):
     return as_float_array(arr, "X", dtype, finite), single
 
 
+def raise_not_finite_X(X, n_in, dtype):
+    """Raise the ValueError that names what a kernel found while reading ``X`` as check_X
+    returned it (with ``finite=False``): NaN or infinity, or a value beyond ``dtype``."""
+    check_X(X, n_in, dtype)
+    raise ValueError("X contains NaN or infinity")    # (X itself changed meanwhile)
+
+
 def check_Y(Y, n_samples, n_out, dtype, loss, single=False):
     """Validate targets and return them as ``(n, n_out)`` floats of ``dtype``.
 

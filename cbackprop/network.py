@@ -16,7 +16,7 @@ from ._dispatch import backward_kernels as _backward, forward_kernels as _forwar
 from .train import train as _train_function
 from ._threads import over_rows
 from ._config import (all_finite, as_float_array, check_activations, check_dtype, check_loss,
-                      check_sizes, check_X, check_Y, kernel_spec)
+                      check_sizes, check_X, check_Y, kernel_spec, raise_not_finite_X)
 
 FORMAT_VERSION = 2
 # Version 1 (cbackprop 0.1) stored SGD momentum velocities as "velocity"; it still loads.
@@ -282,25 +282,27 @@ class Network:
         if not all(over_rows(lambda a, b: _forward.forward(self._spec, params, X[a:b],
                                                            out[a:b]),
                              X.shape[0], uses_blas=True)):
-            check_X(given, self.n_inputs, self.dtype)      # the ValueError that names it
-            raise ValueError("X contains NaN or infinity")  # (X changed meanwhile)
+            raise_not_finite_X(given, self.n_inputs, self.dtype)
         _check_finite_result(out, "forward")
         return out[0] if single else out
 
     predict = forward
 
-    def _check_data(self, X, Y):
+    def _check_data(self, X, Y, finite_X=True):
+        """X and Y validated as the kernels take them (X's NaN and infinity only if
+        finite_X: mini-batch training checks X as it reads it)."""
         dtype, sizes = self._dtype, self._sizes
         if (type(X) is np.ndarray and type(Y) is np.ndarray and X.dtype is dtype
                 and Y.dtype is dtype and X.ndim == 2 and Y.ndim == 2
                 and X.shape[1] == sizes[0] and Y.shape[1] == sizes[-1]
                 and X.shape[0] == Y.shape[0] > 0 and X.flags.c_contiguous
                 and Y.flags.c_contiguous and X.flags.aligned and Y.flags.aligned
-                and self._loss_name == "mse" and all_finite(X) and all_finite(Y)):
+                and self._loss_name == "mse" and (not finite_X or all_finite(X))
+                and all_finite(Y)):
             # already as the kernels take them: check_X and check_Y would return them as they
             # are after these checks (a shortcut: tests/test_train.py holds the two together)
             return X, Y
-        X, single = check_X(X, self.n_inputs, self.dtype)
+        X, single = check_X(X, self.n_inputs, self.dtype, finite_X)
         Y = check_Y(Y, X.shape[0], self.n_outputs, self.dtype, self.loss_name, single)
         return X, Y
 

@@ -19,7 +19,7 @@ import numpy as np
 from ._dispatch import (backward_kernels as _backward, forward_kernels as _forward,
                         train_kernels as _train)
 from ._threads import training_threads
-from ._config import all_finite, check_int, check_positive_finite
+from ._config import all_finite, check_int, check_positive_finite, raise_not_finite_X
 from .optimizers import Rprop, make_optimizer, make_schedule, _in_range
 
 # How long one compiled call may run before Python looks at signals and progress again.
@@ -465,7 +465,15 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
     for cb in callbacks:
         if not callable(cb):
             raise TypeError(f"callbacks must be callables (epoch, history), got {cb!r}")
-    X, Y = net._check_data(X, Y)
+    given_X = X
+    X, Y = net._check_data(X, Y, finite_X=False)
+    # mini-batches check their rows of X as their gemm reads them (src/_train.pyx
+    # train_epoch), all of them in the first epoch; every other path (and a held-out split,
+    # scored by loss(), and a call of no epochs) reads X checked here
+    if rprop or not epochs or min(batch_size, X.shape[0]) == 1 or validation_split:
+        if not all_finite(X):
+            raise_not_finite_X(given_X, net.n_inputs, dtype)
+        given_X = None
     weights = None
     if sample_weight is not None:
         weights = _check_sample_weight(sample_weight, X.shape[0], dtype)
@@ -497,7 +505,7 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
             return _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr,
                                     batch_size, step, epochs, l2, schedule, lr_schedule,
                                     shuffle, early_stopping, patience, min_delta, callbacks,
-                                    verbose)
+                                    verbose, given_X)
     finally:
         lock.release()
 
@@ -586,17 +594,18 @@ def _sequential(n):
 
 def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch_size,
                      step, epochs, l2, schedule, lr_schedule, shuffle, early_stopping, patience,
-                     min_delta, callbacks, verbose):
-    """train() after validation, holding the network's training lock."""
+                     min_delta, callbacks, verbose, given_X):
+    """train() after validation, holding the network's training lock. given_X: train()'s X
+    when the kernels check it for NaN and infinity as they read it, else None."""
     dtype = net.dtype
     n = X.shape[0]
     batch_size = n if rprop else min(batch_size, n)   # a batch larger than the data is all
     mode = score_mode(net, Y)
-    # the call's start, to return to if a later epoch's lr turns out bad: only a schedule
-    # can change it (lr_schedule="constant", whose object no one else holds, keeps the lr
-    # checked below once and for all)
-    at_call = None if isinstance(lr_schedule, str) and lr_schedule == "constant" else (
-        _snapshot(net))
+    # the call's start, to return to if a later epoch's lr turns out bad (only a schedule can
+    # change it: lr_schedule="constant", whose object no one else holds, keeps the lr checked
+    # below once and for all) or the kernels find NaN or infinity in X
+    at_call = None if (isinstance(lr_schedule, str) and lr_schedule == "constant"
+                       and given_X is None) else _snapshot(net)
     # the network's generator, if this call can draw from it (see the late lr error below)
     rng_at_call = (net._rng.bit_generator.state
                    if at_call is not None and shuffle and rng is net._rng else None)
@@ -633,7 +642,17 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
     wait = 0
     chunk = _first_chunk(net, 1 if rprop else step)            # samples in the first call
 
+    def refuse_x():
+        """X, found not finite by the kernels (or below): back to the call's start."""
+        _restore(net, at_call)
+        if rng_at_call is not None:
+            net._rng.bit_generator.state = rng_at_call
+        progress.close()
+        raise_not_finite_X(given_X, net.n_inputs, dtype)
+
     def diverged(epoch, value, snap):
+        if given_X is not None and not all_finite(X):
+            refuse_x()          # (the rows the kernels had not read yet: X, not the lr)
         _restore(net, snap)
         progress.close()
         raise TrainingDiverged(
@@ -693,10 +712,12 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
                 while start < n:
                     stop = min(start + chunk, n)
                     t0 = time.perf_counter()
-                    part, right = _train.train_epoch(
+                    part, right, rows_finite = _train.train_epoch(
                         net._spec, net._params, net._state, X, Y, w_arg, order[start:stop],
                         not shuffle, batch_size, hyper, net._steps, mode, work)
                     dt = time.perf_counter() - t0
+                    if not rows_finite:
+                        refuse_x()
                     seconds += dt
                     net._steps += -(-(stop - start) // batch_size)
                     total += part

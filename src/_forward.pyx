@@ -6,14 +6,13 @@
 #
 # Notation: z^(layer+1) = W^(layer) h^(layer) + b^(layer), h^(layer+1) = f(z^(layer+1)).
 from cython cimport floating
-from libc.math cimport isfinite
 from libc.string cimport memcpy
 cimport numpy as cnp
 import numpy as np
 
 from _passes cimport (Layout, make_layout, forward_block, loss_and_delta_block,
                       SCORE_NONE)
-from _arrays cimport check_array, ANY_FLOAT
+from _arrays cimport check_array, finite_values, ANY_FLOAT
 
 cnp.import_array()
 
@@ -104,14 +103,6 @@ def target_kind(cnp.ndarray Y not None):     # IN  (n, n_out) targets, validated
         else:
             kind = target_kind_of(<const double*> y, n, n_out)
     return kind
-
-
-cdef bint finite_values(const floating* values, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef int bad = 0
-    for i in range(n):
-        bad |= not isfinite(values[i])
-    return not bad
 
 
 def all_finite(cnp.ndarray values not None):     # IN  any shape and length

@@ -36,7 +36,7 @@ from _optim cimport (Step, make_step, apply_update, update_row, SGD, ADAM, RPROP
 from _blas cimport gemm, dot, matvec
 from _passes cimport (Layout, make_layout, forward_sample, forward_block, is_correct,
                       loss_and_delta_block, backward_block, SCORE_NONE, SCORE_THRESHOLD)
-from _arrays cimport check_array, ANY_FLOAT
+from _arrays cimport check_array, finite_values, ANY_FLOAT
 
 cnp.import_array()
 
@@ -1214,8 +1214,14 @@ def train_epoch(cnp.ndarray spec not None,     # IN     network description (see
                 int score,                     # IN     SCORE_ code: how to count correct outputs
                 cnp.ndarray work not None):    # SCRATCH workspace_size(...) elements
     """Train on the rows X[order] in batches of batch_size, taking ceil(len(order) /
-    batch_size) steps. Returns (sum_s weight_s J_s, number classified correctly), each
+    batch_size) steps. Returns (sum_s weight_s J_s, number classified correctly, True), each
     sample's loss and output taken before its step.
+
+    Mini-batches (batch_size > 1) check their rows of X for NaN and infinity just before
+    their gemm reads them, and at one that is not finite stop and return False as the third
+    value, the batches before it stepped (the Python layer undoes the call): a separate pass
+    over X first read it from memory once more (4% of 784-128-10's float64 epoch, by perf).
+    Online training reads rows the Python layer checked.
 
     The float arrays are all float32 or all float64 (params decides), spec and order intp,
     hyper float64, each C-contiguous: ndarrays checked through NumPy's C API, not
@@ -1325,10 +1331,11 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
     cdef Py_ssize_t correct = 0
     cdef bint plain
     cdef const floating* x_next
+    cdef bint rows_finite = True
     if score < SCORE_NONE or score > SCORE_THRESHOLD:
         raise ValueError("train_epoch: unknown score code")
     if n == 0:
-        return 0.0, 0
+        return 0.0, 0, True
     with nogil:
         st = make_step(hyper, t + 1)
         if online and takes_window(&net, &st):
@@ -1383,6 +1390,9 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
                     Yb = YB
                     if weighted:
                         Wb = WB
+                if not finite_values(Xb, m * n_in):
+                    rows_finite = False
+                    break
                 forward_block(&net, params, Xb, <int> m, H, Z)
                 total += loss_and_delta_block(&net, H, Z, Yb, Wb, <int> m, D, score,
                                               &correct)
@@ -1400,7 +1410,7 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
                     st = make_step(hyper, t)
                     update_all(&net, &st, params, G, s0, s1)
                 start += m
-    return total, correct
+    return total, correct, rows_finite
 
 
 def apply_step(const Py_ssize_t[::1] spec,     # IN     network description

@@ -612,3 +612,56 @@ def test_patience_zero_stops_at_the_first_epoch_without_improvement():
     history = net.train(X, Y, epochs=6, lr=0.5, shuffle=False, early_stopping=True,
                         patience=0)
     assert len(history) == 6 and history.stop_reason == "completed"
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("row", [0, 37, 99])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_minibatch_training_refuses_non_finite_x_and_changes_nothing(shuffle, row, value,
+                                                                     dtype):
+    # mini-batches check their rows of X in the kernel, just before their gemm reads them
+    # (src/_train.pyx train_epoch): the batches before the bad row have stepped by then, so
+    # train() must put everything back, the optimizer it switched from and the generator
+    rng = np.random.default_rng(0)
+    X, Y = rng.uniform(-1, 1, (100, 3)).astype(dtype), rng.uniform(0, 1, (100, 2))
+    net = cbackprop.Network([3, 5, 2], dtype=dtype, seed=0)
+    net.train(X, Y, epochs=1, optimizer="adam", batch_size=10)
+    start, generator = snapshot(net), net._rng.bit_generator.state
+    handler = signal.getsignal(signal.SIGINT)
+    bad = X.copy()
+    bad[row, 1] = value
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        net.train(bad, Y, epochs=3, batch_size=8, momentum=0.9, shuffle=shuffle)
+    assert_same_state(net, start)
+    assert net._rng.bit_generator.state == generator
+    assert signal.getsignal(signal.SIGINT) is handler
+    net.train(X, Y, epochs=1, batch_size=8, shuffle=shuffle)    # and it trains on
+
+
+def test_minibatch_training_names_a_float64_input_too_large_for_float32():
+    net = cbackprop.Network([2, 3, 1], seed=0, dtype=np.float32)
+    X, Y = np.zeros((50, 2)), np.zeros((50, 1))
+    X[45, 0] = -1e300
+    before = net.get_params()
+    with pytest.raises(ValueError, match="beyond the range of float32"):
+        net.train(X, Y, batch_size=16)
+    np.testing.assert_array_equal(net.get_params(), before)
+
+
+@pytest.mark.parametrize("case", ["no epochs", "diverges before the bad row"])
+def test_minibatch_training_refuses_non_finite_x_it_has_not_read(monkeypatch, case):
+    # the kernels check X as they read it: a call that reads none of it, or one that diverges
+    # in a compiled call before the one with the bad row, still refuses X, as a check before
+    # training would have
+    from cbackprop import train as train_module
+    monkeypatch.setattr(train_module, "_first_chunk", lambda net, step: step)
+    monkeypatch.setattr(train_module, "_next_chunk", lambda chunk, *rest: chunk)
+    rng = np.random.default_rng(1)
+    X, Y = rng.uniform(-1, 1, (200, 3)), rng.uniform(-1, 1, (200, 2))
+    X[-1, 0] = np.nan
+    net = cbackprop.Network([3, 8, 2], ["relu", "linear"], "mse", seed=0)
+    start = snapshot(net)
+    kw = dict(epochs=0) if case == "no epochs" else dict(epochs=2, lr=1e6)
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        net.train(X, Y, batch_size=4, shuffle=False, **kw)
+    assert_same_state(net, start)
