@@ -642,12 +642,16 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
     wait = 0
     chunk = _first_chunk(net, 1 if rprop else step)            # samples in the first call
 
-    def refuse_x():
-        """X, found not finite by the kernels (or below): back to the call's start."""
+    def undo_call():
+        """Back to the call's start: a later epoch's lr is bad, or X is not finite."""
         _restore(net, at_call)
         if rng_at_call is not None:
             net._rng.bit_generator.state = rng_at_call
         progress.close()
+
+    def refuse_x():
+        """X, found not finite by the kernels (or below)."""
+        undo_call()
         raise_not_finite_X(given_X, net.n_inputs, dtype)
 
     def diverged(epoch, value, snap):
@@ -673,10 +677,7 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
                         hyper, hyper_lr = opt.hyper(epoch_lr, l2), epoch_lr
                 except (ValueError, TypeError) as exc:
                     # a bad setting found late still changes nothing: back to the call's start
-                    _restore(net, at_call)
-                    if rng_at_call is not None:
-                        net._rng.bit_generator.state = rng_at_call
-                    progress.close()
+                    undo_call()
                     raise type(exc)(f"{exc} (epoch {epoch + 1}); the network was restored to "
                                     f"its state before this call") from exc
             snap = _snapshot(net)
