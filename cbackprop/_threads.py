@@ -84,6 +84,17 @@ def _restore_after_split():
             _lowered = None
 
 
+def blas_threads():
+    """The most threads a BLAS library loaded in this process may run now (threadpoolctl,
+    about a microsecond); the CPU count if threadpoolctl cannot tell. Mini-batch training
+    takes its first layer's products by cbackprop's own single-threaded kernel when this is
+    1 (src/_train.pyx epoch_of)."""
+    blas = _blas()
+    if blas is None or not blas.lib_controllers:
+        return os.cpu_count() or 1
+    return max(lib.num_threads for lib in blas.lib_controllers)
+
+
 class training_threads:
     """Context manager around one train() call: one BLAS thread when that pays (see above)."""
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ._dispatch import (backward_kernels as _backward, forward_kernels as _forward,
                         train_kernels as _train)
-from ._threads import training_threads
+from ._threads import blas_threads, training_threads
 from ._config import all_finite, check_int, check_positive_finite, raise_not_finite_X
 from .optimizers import Rprop, make_optimizer, make_schedule, _in_range
 
@@ -641,6 +641,9 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
     best = (math.inf, None, None)          # (monitored loss, epoch, snapshot)
     wait = 0
     chunk = _first_chunk(net, 1 if rprop else step)            # samples in the first call
+    # mini-batches' first layer by cbackprop's own gemm rather than BLAS's, when BLAS runs
+    # one thread (src/_train.pyx epoch_of)
+    blas_one_thread = not rprop and step > 1 and blas_threads() == 1
 
     def undo_call():
         """Back to the call's start: a later epoch's lr is bad, or X is not finite."""
@@ -715,7 +718,8 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
                     t0 = time.perf_counter()
                     part, right, rows_finite = _train.train_epoch(
                         net._spec, net._params, net._state, X, Y, w_arg, order[start:stop],
-                        not shuffle, batch_size, hyper, net._steps, mode, work)
+                        not shuffle, batch_size, hyper, net._steps, mode, work,
+                        blas_one_thread)
                     dt = time.perf_counter() - t0
                     if not rows_finite:
                         refuse_x()

@@ -17,7 +17,7 @@
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from _blas cimport gemm, dot, matvec
+from _blas cimport gemm, dot, matvec, own_gemm
 from _activations cimport activate, mul_derivative, output_delta, sample_loss, SOFTMAX
 
 
@@ -83,11 +83,14 @@ cdef inline void forward_sample(const Layout* net, const floating* params,
 
 
 cdef inline void forward_block(const Layout* net, const floating* params, const floating* X,
-                               int m, floating* H, floating* Z_out) noexcept nogil:
+                               int m, floating* H, floating* Z_out,
+                               const floating* W1T=NULL) noexcept nogil:
     """Forward pass for m samples at once: Z = H_in W^T + b by gemm, then H = f(Z).
 
     X: IN (m, n_in); H: OUT (m * n_units,) each layer an (m, size) block;
     Z_out: OUT (m, n_out) the output layer's z.
+    W1T: NULL, or W^(1) held transposed, (n_in, sizes[1]), for own_gemm (_blas.pxd) to take
+    the first layer's product in its place (params' W^(1) is then not read).
     """
     cdef Py_ssize_t layer, r, n_in, n_out
     cdef const floating* H_in = X
@@ -101,8 +104,11 @@ cdef inline void forward_block(const Layout* net, const floating* params, const 
         H_out = H + m * net.unit_off[layer]
         for r in range(m):
             memcpy(H_out + r * n_out, b, n_out * sizeof(floating))
-        gemm(c'N', c'T', m, <int> n_out, <int> n_in, 1, H_in, <int> n_in,
-             params + net.w_off[layer], <int> n_in, 1, H_out, <int> n_out)
+        if layer == 0 and W1T != NULL:
+            own_gemm(m, n_out, n_in, 1, H_in, n_in, 1, W1T, n_out, H_out, n_out, False)
+        else:
+            gemm(c'N', c'T', m, <int> n_out, <int> n_in, 1, H_in, <int> n_in,
+                 params + net.w_off[layer], <int> n_in, 1, H_out, <int> n_out)
         if layer == net.n_layers - 1:
             memcpy(Z_out, H_out, m * n_out * sizeof(floating))
         code = <int> net.codes[layer]
@@ -196,7 +202,7 @@ cdef inline floating loss_and_delta_block(const Layout* net, const floating* H,
 cdef inline void backward_block(const Layout* net, floating* params, const floating* X,
                                 const floating* H, floating* D, int m,
                                 floating* target, floating alpha, floating beta,
-                                bint add_target) noexcept nogil:
+                                bint add_target, floating* W1T=NULL) noexcept nogil:
     """Back-propagate deltas through m samples and fold the gradient into `target`.
 
     For layer = n_layers-1 .. 0, with H^(layer) the block of inputs to the layer
@@ -208,6 +214,9 @@ cdef inline void backward_block(const Layout* net, floating* params, const float
     The delta of a layer is computed before that layer's weights change, so training with
     target = params (alpha = -lr/m, beta = 1) is exact SGD.
     D: IN/OUT, on entry the output deltas (from loss_and_delta_block).
+    W1T: NULL, or W^(1) held transposed as forward_block takes it, which then takes the first
+    layer's step W^(1)T += alpha H^(1)T D^(2) by own_gemm (_blas.pxd) in place of target's W^(1)
+    (for plain SGD: target = params, beta = 1, add_target False).
     """
     cdef Py_ssize_t layer, i, j, r, n_in, n_out, w_off, b_off
     cdef const floating* H_in
@@ -229,8 +238,11 @@ cdef inline void backward_block(const Layout* net, floating* params, const float
             gemm(c'N', c'N', m, <int> n_in, <int> n_out, 1, D_out, <int> n_out,
                  params + w_off, <int> n_in, 0, D_in, <int> n_in)
             mul_derivative(<int> net.codes[layer - 1], H_in, D_in, m * n_in)   # element-wise
-        gemm(c'T', c'N', <int> n_out, <int> n_in, m, alpha, D_out, <int> n_out,
-             H_in, <int> n_in, beta, target + w_off, <int> n_in)
+        if layer == 0 and W1T != NULL:
+            own_gemm(n_in, n_out, m, alpha, H_in, 1, n_in, D_out, n_out, W1T, n_out, True)
+        else:
+            gemm(c'T', c'N', <int> n_out, <int> n_in, m, alpha, D_out, <int> n_out,
+                 H_in, <int> n_in, beta, target + w_off, <int> n_in)
         # target_b := alpha * sum_rows D + beta * target_b, row by row so the inner loop is
         # contiguous and vectorises (beta = 0 never reads target_b, which may be uninitialised)
         tb = target + b_off

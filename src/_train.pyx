@@ -33,12 +33,16 @@ from _activations cimport (activate, mul_derivative, output_delta, sample_loss, 
                           LINEAR, SOFTMAX)
 from _optim cimport (Step, make_step, apply_update, update_row, SGD, ADAM, RPROP,
                      H_KIND, H_LR, H_MOMENTUM, N_HYPER)
-from _blas cimport gemm, dot, matvec
+from _blas cimport gemm, dot, matvec, CBACKPROP_OWN_GEMM
 from _passes cimport (Layout, make_layout, forward_sample, forward_block, is_correct,
                       loss_and_delta_block, backward_block, SCORE_NONE, SCORE_THRESHOLD)
 from _arrays cimport check_array, finite_values, ANY_FLOAT
 
 cnp.import_array()
+
+# Whether this build has own_gemm (_blas.pxd), which mini-batch plain SGD takes for the first
+# layer when BLAS runs one thread (see epoch_of): at the AVX-512 level only.
+OWN_GEMM = bool(CBACKPROP_OWN_GEMM)
 
 
 cdef inline bint plain_sgd(const Step* st) noexcept nogil:
@@ -1188,10 +1192,34 @@ cdef Py_ssize_t workspace_of(const Py_ssize_t* spec, Py_ssize_t batch_size, Py_s
         # online_two_layer's or online_small's copies (if either is taken)
         size += max(two_layer_size(&net, MAX_LANES), small_size(&net))
     if batch_size > 1:
-        size += net.n_params                                  # the batch's gradient
+        size += net.n_params + own_gemm_size(&net)            # the batch's gradient, W^(1)T
         if not sequential:
             size += B * (net.n_in + net.n_out + 1)            # gathered rows of X, Y, weights
     return size
+
+
+cdef enum:
+    # The largest W^(1) own_gemm takes: it reads W^(1)T unpacked, so the products run at its
+    # pace while W^(1)T stays in L2 (1 MB on the AVX-512 processors of 2017-2024 but Sapphire
+    # Rapids', 2 MB). Measured on the 2-core machine (Zen5-class, 1 MB L2), one thread, own
+    # against BLAS: 784-128 1.33 (float32, 401 KB) and 1.22 (float64, 803 KB); 784-512 0.98
+    # and 0.89 (1.6 and 3.2 MB).
+    OWN_GEMM_MAX_BYTES = 1 << 20
+
+
+cdef inline Py_ssize_t own_gemm_size(const Layout* net) noexcept nogil:
+    """Room for W^(1) held transposed, where mini-batch plain SGD may take the first layer's
+    products by own_gemm (_blas.pxd; see epoch_of)."""
+    return net.n_in * net.sizes[1] if CBACKPROP_OWN_GEMM else 0
+
+
+cdef inline void transpose(const floating* a, Py_ssize_t rows, Py_ssize_t cols,
+                           floating* out) noexcept nogil:
+    """out (cols, rows) := a (rows, cols) transposed, both row-major"""
+    cdef Py_ssize_t i, j
+    for i in range(rows):
+        for j in range(cols):
+            out[j * rows + i] = a[i * cols + j]
 
 
 cdef inline bint folds_into_gemm(const Step* st) noexcept nogil:
@@ -1212,7 +1240,8 @@ def train_epoch(cnp.ndarray spec not None,     # IN     network description (see
                 cnp.ndarray hyper not None,    # IN     (N_HYPER,) optimizer and its settings
                 Py_ssize_t steps_done,         # IN     steps taken before this call (Adam's t)
                 int score,                     # IN     SCORE_ code: how to count correct outputs
-                cnp.ndarray work not None):    # SCRATCH workspace_size(...) elements
+                cnp.ndarray work not None,     # SCRATCH workspace_size(...) elements
+                bint blas_one_thread=False):   # IN     BLAS runs one thread (see epoch_of)
     """Train on the rows X[order] in batches of batch_size, taking ceil(len(order) /
     batch_size) steps. Returns (sum_s weight_s J_s, number classified correctly, True), each
     sample's loss and output taken before its step.
@@ -1262,7 +1291,8 @@ def train_epoch(cnp.ndarray spec not None,     # IN     network description (see
                         <const Py_ssize_t*> cnp.PyArray_DATA(order), cnp.PyArray_DIMS(order)[0],
                         sequential, batch_size, <const double*> cnp.PyArray_DATA(hyper),
                         cnp.PyArray_DIMS(hyper)[0], steps_done, score,
-                        <float*> cnp.PyArray_DATA(work), cnp.PyArray_DIMS(work)[0])
+                        <float*> cnp.PyArray_DATA(work), cnp.PyArray_DIMS(work)[0],
+                        blas_one_thread)
     return epoch_of(<const Py_ssize_t*> cnp.PyArray_DATA(spec),
                     <double*> cnp.PyArray_DATA(params), <double*> cnp.PyArray_DATA(state),
                     n_params, <const double*> cnp.PyArray_DATA(X), cnp.PyArray_DIMS(X)[0],
@@ -1271,7 +1301,8 @@ def train_epoch(cnp.ndarray spec not None,     # IN     network description (see
                     <const Py_ssize_t*> cnp.PyArray_DATA(order), cnp.PyArray_DIMS(order)[0],
                     sequential, batch_size, <const double*> cnp.PyArray_DATA(hyper),
                     cnp.PyArray_DIMS(hyper)[0], steps_done, score,
-                    <double*> cnp.PyArray_DATA(work), cnp.PyArray_DIMS(work)[0])
+                    <double*> cnp.PyArray_DATA(work), cnp.PyArray_DIMS(work)[0],
+                    blas_one_thread)
 
 
 cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
@@ -1279,8 +1310,15 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
                     const floating* Y, const floating* weights, Py_ssize_t n_weights,
                     const Py_ssize_t* order, Py_ssize_t n, bint sequential,
                     Py_ssize_t batch_size, const double* hyper, Py_ssize_t n_hyper,
-                    Py_ssize_t steps_done, int score, floating* work, Py_ssize_t work_len):
-    """train_epoch on its arrays' data (X and Y row-major, state two rows of n_params)."""
+                    Py_ssize_t steps_done, int score, floating* work, Py_ssize_t work_len,
+                    bint blas_one_thread):
+    """train_epoch on its arrays' data (X and Y row-major, state two rows of n_params).
+
+    Mini-batch plain SGD without momentum takes the first layer's two products (the forward
+    one and the weight gradient, the largest of a batch) by own_gemm (_blas.pxd) where it is
+    built, BLAS runs one thread (blas_one_thread, from the Python layer; with more, BLAS's
+    split over them is faster) and W^(1) fits OWN_GEMM_MAX_BYTES. own_gemm reads W^(1) transposed, so the call
+    holds it so in the workspace (W1T) and writes it back to params at the end."""
     cdef Layout net = make_layout(spec)
     cdef Py_ssize_t start, m, r, s, t = steps_done
     cdef Py_ssize_t n_in = net.n_in, n_out = net.n_out
@@ -1317,7 +1355,8 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
     cdef floating* D = H + B * net.n_units
     cdef floating* Z = D + B * net.n_units
     cdef floating* G = Z + B * n_out
-    cdef floating* XB = G + net.n_params
+    cdef floating* W1T = NULL
+    cdef floating* XB = G + net.n_params + own_gemm_size(&net)
     cdef floating* YB = XB + B * n_in
     cdef floating* WB = YB + B * n_out
     cdef floating* s0 = state
@@ -1370,6 +1409,10 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
         else:
             if not folds_into_gemm(&st):
                 memset(G, 0, net.n_params * sizeof(floating))   # bias rows read G with beta 0
+            elif (CBACKPROP_OWN_GEMM and blas_one_thread and mu == 0
+                  and n_in * net.sizes[1] * sizeof(floating) <= OWN_GEMM_MAX_BYTES):
+                W1T = G + net.n_params
+                transpose(params + net.w_off[0], net.sizes[1], n_in, W1T)
             start = 0
             while start < n:
                 m = min(B, n - start)
@@ -1393,14 +1436,14 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
                 if not finite_values(Xb, m * n_in):
                     rows_finite = False
                     break
-                forward_block(&net, params, Xb, <int> m, H, Z)
+                forward_block(&net, params, Xb, <int> m, H, Z, W1T)
                 total += loss_and_delta_block(&net, H, Z, Yb, Wb, <int> m, D, score,
                                               &correct)
                 t += 1
                 if folds_into_gemm(&st):
                     if mu == 0:
                         backward_block(&net, params, Xb, H, D, <int> m,
-                                       params, -eta / m, 1, False)
+                                       params, -eta / m, 1, False, W1T)
                     else:
                         backward_block(&net, params, Xb, H, D, <int> m,
                                        s0, -eta / m, mu, True)
@@ -1410,6 +1453,8 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
                     st = make_step(hyper, t)
                     update_all(&net, &st, params, G, s0, s1)
                 start += m
+            if W1T != NULL:
+                transpose(W1T, n_in, net.sizes[1], params + net.w_off[0])
     return total, correct, rows_finite
 
 

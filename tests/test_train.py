@@ -477,3 +477,91 @@ def test_unaligned_inputs_are_copied_not_refused(dtype):
     np.testing.assert_array_equal(a.get_params(), b.get_params())
     assert a.loss(X, Y) == b.loss(unaligned(X), unaligned(Y))
     np.testing.assert_array_equal(a.forward(X), b.forward(unaligned(X)))
+
+
+# own_gemm (src/_blas.pxd) takes the first layer's products of mini-batch plain SGD when BLAS
+# runs one thread. Hidden widths around one and two vectors of either dtype (8 and 16 lanes;
+# the last vector masked), inputs around its 8-row tiles, batches around them, a short last
+# batch; gathered (shuffled) rows or slices.
+OWN_GEMM_SHAPES = [[1, 1, 1], [3, 5, 2], [9, 8, 3], [7, 16, 1], [17, 17, 4], [8, 31, 2],
+                   [33, 32, 5], [20, 33, 1], [70, 48, 3], [300, 128, 10]]
+
+
+def test_own_gemm_is_built_at_the_avx512_level():
+    from cbackprop._dispatch import kernel_level, train_kernels
+    assert train_kernels.OWN_GEMM == (kernel_level == "avx512")
+
+
+def sgd_epoch(net, X, Y, order, batch_size, blas_one_thread, lr=0.1):
+    """One direct train_epoch call of plain SGD: (loss sum, correct, rows finite)."""
+    from cbackprop._dispatch import train_kernels
+    hyper = cbackprop.optimizers.make_optimizer("sgd", 0.0, False, net.dtype).hyper(lr, 0.0)
+    sequential = bool(np.array_equal(order, np.arange(len(order)) + order[0]))
+    work = np.empty(train_kernels.workspace_size(net._spec, batch_size, len(order), sequential),
+                    net.dtype)
+    return train_kernels.train_epoch(net._spec, net._params, net._state, X, Y,
+                                     np.empty(0, net.dtype), order, sequential, batch_size,
+                                     hyper, net._steps, 1, work, blas_one_thread)
+
+
+@pytest.mark.parametrize("sizes", OWN_GEMM_SHAPES, ids=lambda s: "-".join(map(str, s)))
+@pytest.mark.parametrize("batch_size, n", [(2, 13), (8, 40), (9, 31), (64, 150)])
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_own_gemm_epochs_match_reference_and_blas(sizes, batch_size, n, shuffle, dtype):
+    net, X, Y, W, b, acts = make_case(sizes, "sigmoid", "softmax" if sizes[-1] > 1 else
+                                      "sigmoid", "mse", dtype, n=n)
+    order = (np.random.default_rng(3).permutation(n) if shuffle else np.arange(n)).astype(np.intp)
+    blas = copy.deepcopy(net)
+    for epoch in range(2):
+        got = sgd_epoch(net, X, Y, order, batch_size, True)
+        expected = sgd_epoch(blas, X, Y, order, batch_size, False)
+        ref_loss = reference.train_epoch(W, b, acts, "mse", X, Y, 0.1, batch_size, order=order)
+        assert got[1:] == expected[1:]
+        assert_close(got[0], expected[0], dtype)
+        assert_close(got[0] / n, ref_loss, dtype)
+        assert_close(net.get_params(), blas.get_params(), dtype)
+        assert_params_match(net, W, b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_own_gemm_stops_at_a_non_finite_batch_with_the_steps_before_it_taken(dtype):
+    # the kernel holds W^(1) transposed while it runs: a stop at a batch of bad rows must
+    # still leave params holding the steps of the batches before it
+    net, X, Y, *_ = make_case([20, 33, 3], "sigmoid", "sigmoid", "mse", dtype, n=60)
+    X[35, 4] = np.nan                                # the fifth batch of 8
+    blas, four = copy.deepcopy(net), copy.deepcopy(net)
+    order = np.arange(60, dtype=np.intp)
+    assert sgd_epoch(net, X, Y, order, 8, True)[2] is False
+    assert sgd_epoch(blas, X, Y, order, 8, False)[2] is False
+    assert_close(net.get_params(), blas.get_params(), dtype)
+    assert sgd_epoch(four, X, Y, order[:32], 8, False)[2] is True
+    assert_close(net.get_params(), four.get_params(), dtype)   # four batches stepped
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_train_takes_own_gemm_exactly_when_blas_runs_one_thread(dtype):
+    from threadpoolctl import threadpool_limits
+    from cbackprop._threads import blas_threads
+    net, X, Y, *_ = make_case([784, 128, 10], "sigmoid", "sigmoid", "mse", dtype, n=200)
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads):
+            if blas_threads() != threads:
+                continue                              # (a machine of one CPU)
+            trained, direct = copy.deepcopy(net), copy.deepcopy(net)
+            trained.train(X, Y, epochs=1, lr=0.1, batch_size=64, shuffle=False)
+            sgd_epoch(direct, X, Y, np.arange(200, dtype=np.intp), 64, threads == 1)
+        np.testing.assert_array_equal(trained.get_params(), direct.get_params())
+
+
+def test_own_gemm_is_taken_only_while_w1_fits_its_size_limit():
+    # (src/_train.pyx OWN_GEMM_MAX_BYTES, 1 MB: 1000x256 float32 is under it, 1100x256 over)
+    from cbackprop._dispatch import train_kernels
+    for n_in, taken in ((1000, train_kernels.OWN_GEMM), (1100, False)):
+        net, X, Y, *_ = make_case([n_in, 256, 2], "sigmoid", "sigmoid", "mse", np.float32,
+                                  n=32)
+        own, blas = copy.deepcopy(net), copy.deepcopy(net)
+        sgd_epoch(own, X, Y, np.arange(32, dtype=np.intp), 16, True)
+        sgd_epoch(blas, X, Y, np.arange(32, dtype=np.intp), 16, False)
+        assert np.array_equal(own.get_params(), blas.get_params()) != taken
+        assert_close(own.get_params(), blas.get_params(), np.float32)
