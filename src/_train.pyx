@@ -1215,11 +1215,15 @@ cdef inline Py_ssize_t own_gemm_size(const Layout* net) noexcept nogil:
 
 cdef inline void transpose(const floating* a, Py_ssize_t rows, Py_ssize_t cols,
                            floating* out) noexcept nogil:
-    """out (cols, rows) := a (rows, cols) transposed, both row-major"""
-    cdef Py_ssize_t i, j
-    for i in range(rows):
-        for j in range(cols):
-            out[j * rows + i] = a[i * cols + j]
+    """out (cols, rows) := a (rows, cols) transposed, both row-major, in tiles of 16 by 16 so
+    that the strided side touches 16 cache lines at a time (element by element it was 2.6%
+    of a 784-128-10 batch-64 epoch, which transposes W^(1) twice in each of its six calls)"""
+    cdef Py_ssize_t i0, j0, i, j
+    for i0 in range(0, rows, 16):
+        for j0 in range(0, cols, 16):
+            for i in range(i0, min(i0 + 16, rows)):
+                for j in range(j0, min(j0 + 16, cols)):
+                    out[j * rows + i] = a[i * cols + j]
 
 
 cdef inline bint folds_into_gemm(const Step* st) noexcept nogil:
