@@ -13,6 +13,7 @@ import numpy as np
 from _passes cimport (Layout, make_layout, forward_block, loss_and_delta_block,
                       SCORE_NONE)
 from _arrays cimport check_array, finite_values, ANY_FLOAT
+from _blas cimport CBACKPROP_OWN_GEMM, OWN_GEMM_MAX_BYTES, transpose
 
 cnp.import_array()
 
@@ -20,6 +21,25 @@ cnp.import_array()
 # inference on 64-30-10 and 784-128-10 (benchmarks/compare.py, D-inf and M1-inf rows).
 cdef enum:
     BLOCK = 4096
+
+
+cdef inline int hold_transposed(const Layout* net, const floating* params,
+                                floating* WT) noexcept nogil:
+    """W^(layer)T at WT + w_off[layer] for each layer own_gemm (_blas.pxd) is to take (where
+    it is built, W within OWN_GEMM_MAX_BYTES); returns their bits for forward_block. It runs
+    the product without packing either operand, which OpenBLAS does at every call: 18% of
+    64-30-10's inference (perf)."""
+    cdef Py_ssize_t layer, n_in, n_out
+    cdef int own = 0
+    if not CBACKPROP_OWN_GEMM:
+        return 0
+    for layer in range(min(net.n_layers, 30)):
+        n_in = net.sizes[layer]
+        n_out = net.sizes[layer + 1]
+        if n_in * n_out * sizeof(floating) <= OWN_GEMM_MAX_BYTES:
+            transpose(params + net.w_off[layer], n_out, n_in, WT + net.w_off[layer])
+            own |= 1 << layer
+    return own
 
 
 def forward(const Py_ssize_t[::1] spec,       # IN  network description (see _passes.pxd)
@@ -34,15 +54,19 @@ def forward(const Py_ssize_t[::1] spec,       # IN  network description (see _pa
     cdef bint finite = True
     cdef floating[::1] H = np.empty(min(BLOCK, n) * net.n_units, dtype=np.asarray(params).dtype)
     cdef floating[::1] Z = np.empty(min(BLOCK, n) * n_out, dtype=np.asarray(params).dtype)
+    cdef floating[::1] WT = np.empty(net.n_params if CBACKPROP_OWN_GEMM else 1,
+                                     dtype=np.asarray(params).dtype)
     cdef Py_ssize_t last = net.n_layers - 1
+    cdef int own
     with nogil:
+        own = hold_transposed(&net, &params[0], &WT[0])
         start = 0
         while start < n:
             m = min(BLOCK, n - start)
             if not finite_values(&X[start, 0], m * net.n_in):
                 finite = False
                 break
-            forward_block(&net, &params[0], &X[start, 0], <int> m, &H[0], &Z[0])
+            forward_block(&net, &params[0], &X[start, 0], <int> m, &H[0], &Z[0], &WT[0], own)
             memcpy(&out[start, 0], &H[m * net.unit_off[last]], m * n_out * sizeof(floating))
             start += m
     return finite
@@ -57,12 +81,16 @@ def loss_sum(const Py_ssize_t[::1] spec,      # IN  network description
     cdef Py_ssize_t n = X.shape[0], start, m
     cdef floating[::1] H = np.empty(min(BLOCK, n) * net.n_units, dtype=np.asarray(params).dtype)
     cdef floating[::1] Z = np.empty(min(BLOCK, n) * net.n_out, dtype=np.asarray(params).dtype)
+    cdef floating[::1] WT = np.empty(net.n_params if CBACKPROP_OWN_GEMM else 1,
+                                     dtype=np.asarray(params).dtype)
     cdef double total = 0
+    cdef int own
     with nogil:
+        own = hold_transposed(&net, &params[0], &WT[0])
         start = 0
         while start < n:
             m = min(BLOCK, n - start)
-            forward_block(&net, &params[0], &X[start, 0], <int> m, &H[0], &Z[0])
+            forward_block(&net, &params[0], &X[start, 0], <int> m, &H[0], &Z[0], &WT[0], own)
             total += loss_and_delta_block(&net, &H[0], &Z[0], &Y[start, 0], NULL, <int> m, NULL,
                                           SCORE_NONE, NULL)
             start += m

@@ -84,13 +84,14 @@ cdef inline void forward_sample(const Layout* net, const floating* params,
 
 cdef inline void forward_block(const Layout* net, const floating* params, const floating* X,
                                int m, floating* H, floating* Z_out,
-                               const floating* W1T=NULL) noexcept nogil:
+                               const floating* WT=NULL, int own_layers=0) noexcept nogil:
     """Forward pass for m samples at once: Z = H_in W^T + b by gemm, then H = f(Z).
 
     X: IN (m, n_in); H: OUT (m * n_units,) each layer an (m, size) block;
     Z_out: OUT (m, n_out) the output layer's z.
-    W1T: NULL, or W^(1) held transposed, (n_in, sizes[1]), for own_gemm (_blas.pxd) to take
-    the first layer's product in its place (params' W^(1) is then not read).
+    WT, own_layers: the layers whose bit is set in own_layers (1 << layer) take their product
+    by own_gemm (_blas.pxd) from W^(layer)T, held transposed, (sizes[layer], sizes[layer+1]),
+    at WT + w_off[layer]; params' W of those layers is not read.
     """
     cdef Py_ssize_t layer, r, n_in, n_out
     cdef const floating* H_in = X
@@ -104,8 +105,9 @@ cdef inline void forward_block(const Layout* net, const floating* params, const 
         H_out = H + m * net.unit_off[layer]
         for r in range(m):
             memcpy(H_out + r * n_out, b, n_out * sizeof(floating))
-        if layer == 0 and W1T != NULL:
-            own_gemm(m, n_out, n_in, 1, H_in, n_in, 1, W1T, n_out, H_out, n_out, False)
+        if own_layers >> layer & 1:
+            own_gemm(m, n_out, n_in, 1, H_in, n_in, 1, WT + net.w_off[layer], n_out, H_out,
+                     n_out, False)
         else:
             gemm(c'N', c'T', m, <int> n_out, <int> n_in, 1, H_in, <int> n_in,
                  params + net.w_off[layer], <int> n_in, 1, H_out, <int> n_out)

@@ -33,7 +33,8 @@ from _activations cimport (activate, mul_derivative, output_delta, sample_loss, 
                           LINEAR, SOFTMAX)
 from _optim cimport (Step, make_step, apply_update, update_row, SGD, ADAM, RPROP,
                      H_KIND, H_LR, H_MOMENTUM, N_HYPER)
-from _blas cimport gemm, dot, matvec, CBACKPROP_OWN_GEMM
+from _blas cimport (gemm, dot, matvec, CBACKPROP_OWN_GEMM, OWN_GEMM_MAX_BYTES,
+                   transpose)
 from _passes cimport (Layout, make_layout, forward_sample, forward_block, is_correct,
                       loss_and_delta_block, backward_block, SCORE_NONE, SCORE_THRESHOLD)
 from _arrays cimport check_array, finite_values, ANY_FLOAT
@@ -1198,32 +1199,11 @@ cdef Py_ssize_t workspace_of(const Py_ssize_t* spec, Py_ssize_t batch_size, Py_s
     return size
 
 
-cdef enum:
-    # The largest W^(1) own_gemm takes: it reads W^(1)T unpacked, so the products run at its
-    # pace while W^(1)T stays in L2 (1 MB on the AVX-512 processors of 2017-2024 but Sapphire
-    # Rapids', 2 MB). Measured on the 2-core machine (Zen5-class, 1 MB L2), one thread, own
-    # against BLAS: 784-128 1.33 (float32, 401 KB) and 1.22 (float64, 803 KB); 784-512 0.98
-    # and 0.89 (1.6 and 3.2 MB).
-    OWN_GEMM_MAX_BYTES = 1 << 20
-
-
 cdef inline Py_ssize_t own_gemm_size(const Layout* net) noexcept nogil:
     """Room for W^(1) held transposed, where mini-batch plain SGD may take the first layer's
-    products by own_gemm (_blas.pxd; see epoch_of)."""
+    products by own_gemm (_blas.pxd; see epoch_of). (W^(1) is at params' offset 0, so the
+    room is also forward_block's WT for the first layer.)"""
     return net.n_in * net.sizes[1] if CBACKPROP_OWN_GEMM else 0
-
-
-cdef inline void transpose(const floating* a, Py_ssize_t rows, Py_ssize_t cols,
-                           floating* out) noexcept nogil:
-    """out (cols, rows) := a (rows, cols) transposed, both row-major, in tiles of 16 by 16 so
-    that the strided side touches 16 cache lines at a time (element by element it was 2.6%
-    of a 784-128-10 batch-64 epoch, which transposes W^(1) twice in each of its six calls)"""
-    cdef Py_ssize_t i0, j0, i, j
-    for i0 in range(0, rows, 16):
-        for j0 in range(0, cols, 16):
-            for i in range(i0, min(i0 + 16, rows)):
-                for j in range(j0, min(j0 + 16, cols)):
-                    out[j * rows + i] = a[i * cols + j]
 
 
 cdef inline bint folds_into_gemm(const Step* st) noexcept nogil:
@@ -1321,8 +1301,9 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
     Mini-batch plain SGD without momentum takes the first layer's two products (the forward
     one and the weight gradient, the largest of a batch) by own_gemm (_blas.pxd) where it is
     built, BLAS runs one thread (blas_one_thread, from the Python layer; with more, BLAS's
-    split over them is faster) and W^(1) fits OWN_GEMM_MAX_BYTES. own_gemm reads W^(1) transposed, so the call
-    holds it so in the workspace (W1T) and writes it back to params at the end."""
+    split over them is faster) and W^(1) fits OWN_GEMM_MAX_BYTES. own_gemm reads W^(1)
+    transposed, so the call holds it so in the workspace (W1T) and writes it back to params at
+    the end."""
     cdef Layout net = make_layout(spec)
     cdef Py_ssize_t start, m, r, s, t = steps_done
     cdef Py_ssize_t n_in = net.n_in, n_out = net.n_out
@@ -1440,7 +1421,7 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
                 if not finite_values(Xb, m * n_in):
                     rows_finite = False
                     break
-                forward_block(&net, params, Xb, <int> m, H, Z, W1T)
+                forward_block(&net, params, Xb, <int> m, H, Z, W1T, W1T != NULL)
                 total += loss_and_delta_block(&net, H, Z, Yb, Wb, <int> m, D, score,
                                               &correct)
                 t += 1

@@ -116,3 +116,21 @@ def test_all_finite_finds_a_bad_value_anywhere(bad, dtype):
             y = x.copy()
             y[where] = bad
             assert not forward_kernels.all_finite(y)
+
+
+# own_gemm (src/_blas.pxd) takes every layer's product of inference and of the loss at the
+# AVX-512 level, from each W held transposed: widths around one and two vectors of either
+# dtype (the last vector masked), inputs around its 8-row tiles, rows around them and past a
+# block (4096); a layer over its 1 MB limit (1100-256 float32) takes BLAS.
+@pytest.mark.parametrize("sizes", [[1, 1, 1], [9, 8, 17, 3], [7, 16, 1], [17, 31, 33],
+                                   [64, 30, 10], [300, 128, 10], [1100, 256, 2]],
+                         ids=lambda s: "-".join(map(str, s)))
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 4103])
+def test_forward_and_loss_by_own_gemm_match_reference(sizes, n, dtype):
+    net, X, Y, W, b, acts = make_case(sizes, "sigmoid", "softmax" if sizes[-1] > 1 else
+                                      "sigmoid", "mse", dtype, n=n)
+    assert_close(net.forward(X), reference.forward(W, b, acts, X), dtype)
+    expected = reference.loss(W, b, acts, "mse", X, Y)
+    assert net.loss(X, Y) == pytest.approx(expected, rel=RTOL[dtype], abs=RTOL[dtype])
+    np.testing.assert_array_equal(net.get_params(), np.concatenate(
+        [np.concatenate([w.ravel(), v]) for w, v in zip(W, b)]).astype(dtype))
