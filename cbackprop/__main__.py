@@ -673,8 +673,9 @@ def _bench(args):
               f"{'yes' if same else 'NO'}", flush=True)
     print("\nsame weights: after one epoch from the same start, the compiled weights equal "
           "the reference's\n(relative 1e-4 in float32, 1e-9 in float64). Batch 1 is online "
-          "SGD; batch 64 goes\nthrough BLAS in both, so the ratio there is smaller, and "
-          "BLAS's threads make those rows\nswing on a busy machine: compare with --threads 1.")
+          "SGD; batch 64 is matrix\nproducts in both (BLAS's, and cbackprop's own for the "
+          "first layer with one BLAS thread\non AVX-512), so the ratio there is smaller, and "
+          "BLAS's threads make those rows swing\non a busy machine: compare with --threads 1.")
     return 1 if mismatches else 0
 
 
