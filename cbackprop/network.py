@@ -14,7 +14,7 @@ import numpy as np
 
 from ._dispatch import backward_kernels as _backward, forward_kernels as _forward
 from .train import train as _train_function
-from ._threads import over_rows
+from ._threads import blas_threads, over_rows
 from ._config import (all_finite, as_float_array, check_activations, check_dtype, check_loss,
                       check_sizes, check_X, check_Y, kernel_spec, raise_not_finite_X)
 
@@ -279,8 +279,9 @@ class Network:
         params = self._params
         # the kernel checks each block of X for NaN and infinity just before its gemm reads
         # it, and stops at one that is not finite
+        # each part's products by cbackprop's own gemm when BLAS runs one thread there
         if not all(over_rows(lambda a, b: _forward.forward(self._spec, params, X[a:b],
-                                                           out[a:b]),
+                                                           out[a:b], blas_threads() == 1),
                              X.shape[0], uses_blas=True)):
             raise_not_finite_X(given, self.n_inputs, self.dtype)
         _check_finite_result(out, "forward")
@@ -323,8 +324,8 @@ class Network:
         X, Y = self._check_data(X, Y)
         params = self._params
         total = sum(over_rows(lambda a, b: _forward.loss_sum(self._spec, params, X[a:b],
-                                                             Y[a:b]), X.shape[0],
-                              uses_blas=True))
+                                                             Y[a:b], blas_threads() == 1),
+                              X.shape[0], uses_blas=True))
         _check_finite_result(np.array(total), "loss")
         return total / X.shape[0]
 

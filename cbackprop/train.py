@@ -643,7 +643,8 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
     chunk = _first_chunk(net, 1 if rprop else step)            # samples in the first call
     # mini-batches' first layer by cbackprop's own gemm rather than BLAS's, when BLAS runs
     # one thread (src/_train.pyx epoch_of)
-    blas_one_thread = not rprop and batch_size > 1 and blas_threads() == 1
+    blas_one_thread = (not rprop and batch_size > 1 and _train.OWN_GEMM
+                       and blas_threads() == 1)
 
     def undo_call():
         """Back to the call's start: a later epoch's lr is bad, or X is not finite."""

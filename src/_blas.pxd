@@ -68,16 +68,16 @@ cdef inline void matvec(const floating* W, const floating* x, const floating* b,
         i += 1
 
 
-# cbackprop's own gemm for the first layer of mini-batch training (_passes.pxd forward_block,
-# backward_block; _train.pyx epoch_of decides when): C += alpha A B with A read through two
-# strides, so the same kernel computes the forward product Z = X W^T (A = X, B = W^T held
-# transposed) and the weight gradient W^T += alpha X^T D (A = X^T, read in place from X),
-# neither operand packed. OpenBLAS packs both operands of every call; on 784-128-10 with
-# batch 64 its packing took 10% of an epoch (perf), and this kernel ran the two products
-# 1.45x (float32) and 1.5x (float64) as fast as OpenBLAS with one thread (measured
-# 2026-11-24, side by side in one process, medians of 9 epochs, 3 runs). AVX-512 only: tiles
-# of 8 rows by 2 vectors hold 16 accumulators of the 32 registers, the last vector of a row
-# masked; other levels use BLAS.
+# cbackprop's own gemm, for inference and the loss (_forward.pyx) and for the first layer of
+# mini-batch training (_train.pyx epoch_of), through _passes.pxd forward_block and
+# backward_block: C += alpha A B with A read through two strides, so the same kernel computes
+# the forward product Z = X W^T (A = X, B = W^T held transposed) and the weight gradient
+# W^T += alpha X^T D (A = X^T, read in place from X), neither operand packed. OpenBLAS packs
+# both operands of every call; on 784-128-10 with batch 64 its packing took 10% of an epoch
+# (perf), and this kernel ran the two products 1.45x (float32) and 1.5x (float64) as fast as
+# OpenBLAS with one thread (measured 2026-11-24, side by side in one process, medians of 9
+# epochs, 3 runs). AVX-512 only: tiles of 8 rows by 2 vectors hold 16 accumulators of the 32
+# registers, the last vector of a row masked; other levels use BLAS.
 cdef extern from *:
     """
     #if defined(__GNUC__) && defined(__AVX512F__) && !defined(CBACKPROP_PLAIN_C)
@@ -207,6 +207,12 @@ cdef enum:
     # machine (Zen5-class, 1 MB L2), one thread, own against BLAS, training: 784-128 1.33
     # (float32, 401 KB) and 1.22 (float64, 803 KB); 784-512 0.98 and 0.89 (1.6 and 3.2 MB).
     OWN_GEMM_MAX_BYTES = 1 << 20
+    # Layers forward_block can be told to take by own_gemm: bits of an int (a shift by 32 or
+    # more is undefined in C, and on x86 wraps to bit 0)
+    OWN_GEMM_MAX_LAYERS = 30
+    # Rows below which inference keeps BLAS: holding every W transposed costs about as much
+    # as a row's product (a one-row predict() would pay it several times over)
+    OWN_GEMM_MIN_ROWS = 64
 
 
 cdef inline void transpose(const floating* a, Py_ssize_t rows, Py_ssize_t cols,

@@ -13,7 +13,8 @@ import numpy as np
 from _passes cimport (Layout, make_layout, forward_block, loss_and_delta_block,
                       SCORE_NONE)
 from _arrays cimport check_array, finite_values, ANY_FLOAT
-from _blas cimport CBACKPROP_OWN_GEMM, OWN_GEMM_MAX_BYTES, transpose
+from _blas cimport (CBACKPROP_OWN_GEMM, OWN_GEMM_MAX_BYTES, OWN_GEMM_MAX_LAYERS,
+                   OWN_GEMM_MIN_ROWS, transpose)
 
 cnp.import_array()
 
@@ -23,17 +24,19 @@ cdef enum:
     BLOCK = 4096
 
 
-cdef inline int hold_transposed(const Layout* net, const floating* params,
-                                floating* WT) noexcept nogil:
-    """W^(layer)T at WT + w_off[layer] for each layer own_gemm (_blas.pxd) is to take (where
-    it is built, W within OWN_GEMM_MAX_BYTES); returns their bits for forward_block. It runs
-    the product without packing either operand, which OpenBLAS does at every call: 18% of
-    64-30-10's inference (perf)."""
+cdef inline int hold_transposed(const Layout* net, const floating* params, floating* WT,
+                                Py_ssize_t rows, bint allowed) noexcept nogil:
+    """W^(layer)T at WT + w_off[layer] for each layer own_gemm (_blas.pxd) is to take: where
+    it is built and allowed (BLAS runs one thread, from the Python layer: with more, BLAS's
+    split of a product may be faster), for at least OWN_GEMM_MIN_ROWS rows, each W within
+    OWN_GEMM_MAX_BYTES and among the first OWN_GEMM_MAX_LAYERS. Returns their bits for
+    forward_block. own_gemm runs the product without packing either operand, which OpenBLAS
+    does at every call: 18% of 64-30-10's inference (perf)."""
     cdef Py_ssize_t layer, n_in, n_out
     cdef int own = 0
-    if not CBACKPROP_OWN_GEMM:
+    if not CBACKPROP_OWN_GEMM or not allowed or rows < OWN_GEMM_MIN_ROWS:
         return 0
-    for layer in range(min(net.n_layers, 30)):
+    for layer in range(min(net.n_layers, OWN_GEMM_MAX_LAYERS)):
         n_in = net.sizes[layer]
         n_out = net.sizes[layer + 1]
         if n_in * n_out * sizeof(floating) <= OWN_GEMM_MAX_BYTES:
@@ -45,7 +48,8 @@ cdef inline int hold_transposed(const Layout* net, const floating* params,
 def forward(const Py_ssize_t[::1] spec,       # IN  network description (see _passes.pxd)
             const floating[::1] params,       # IN  all W and b
             const floating[:, ::1] X,         # IN  (n, n_in)
-            floating[:, ::1] out):            # OUT (n, n_out)
+            floating[:, ::1] out,             # OUT (n, n_out)
+            bint own_gemm=False):             # IN  BLAS runs one thread (hold_transposed)
     """out := h^(nl) for every row of X, and True; or False, with out unfinished, if X holds
     NaN or infinity. Each block of X is checked just before its gemm reads it, while it is in
     cache: the Python layer's separate pass over X took 9% of 64-30-10's inference."""
@@ -59,7 +63,7 @@ def forward(const Py_ssize_t[::1] spec,       # IN  network description (see _pa
     cdef Py_ssize_t last = net.n_layers - 1
     cdef int own
     with nogil:
-        own = hold_transposed(&net, &params[0], &WT[0])
+        own = hold_transposed(&net, &params[0], &WT[0], n, own_gemm)
         start = 0
         while start < n:
             m = min(BLOCK, n - start)
@@ -75,7 +79,8 @@ def forward(const Py_ssize_t[::1] spec,       # IN  network description (see _pa
 def loss_sum(const Py_ssize_t[::1] spec,      # IN  network description
              const floating[::1] params,      # IN  all W and b
              const floating[:, ::1] X,        # IN  (n, n_in)
-             const floating[:, ::1] Y):       # IN  (n, n_out)
+             const floating[:, ::1] Y,        # IN  (n, n_out)
+             bint own_gemm=False):            # IN  BLAS runs one thread (hold_transposed)
     """Sum over the rows of X of the per-sample loss J (mse or cross-entropy), as a double."""
     cdef Layout net = make_layout(&spec[0])
     cdef Py_ssize_t n = X.shape[0], start, m
@@ -86,7 +91,7 @@ def loss_sum(const Py_ssize_t[::1] spec,      # IN  network description
     cdef double total = 0
     cdef int own
     with nogil:
-        own = hold_transposed(&net, &params[0], &WT[0])
+        own = hold_transposed(&net, &params[0], &WT[0], n, own_gemm)
         start = 0
         while start < n:
             m = min(BLOCK, n - start)

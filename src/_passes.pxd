@@ -17,7 +17,7 @@
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from _blas cimport gemm, dot, matvec, own_gemm
+from _blas cimport gemm, dot, matvec, own_gemm, OWN_GEMM_MAX_LAYERS
 from _activations cimport activate, mul_derivative, output_delta, sample_loss, SOFTMAX
 
 
@@ -89,7 +89,8 @@ cdef inline void forward_block(const Layout* net, const floating* params, const 
 
     X: IN (m, n_in); H: OUT (m * n_units,) each layer an (m, size) block;
     Z_out: OUT (m, n_out) the output layer's z.
-    WT, own_layers: the layers whose bit is set in own_layers (1 << layer) take their product
+    WT, own_layers: the layers whose bit is set in own_layers (1 << layer, layer below
+    OWN_GEMM_MAX_LAYERS; later layers take BLAS whatever own_layers says) take their product
     by own_gemm (_blas.pxd) from W^(layer)T, held transposed, (sizes[layer], sizes[layer+1]),
     at WT + w_off[layer]; params' W of those layers is not read.
     """
@@ -105,7 +106,7 @@ cdef inline void forward_block(const Layout* net, const floating* params, const 
         H_out = H + m * net.unit_off[layer]
         for r in range(m):
             memcpy(H_out + r * n_out, b, n_out * sizeof(floating))
-        if own_layers >> layer & 1:
+        if layer < OWN_GEMM_MAX_LAYERS and (own_layers >> layer) & 1:
             own_gemm(m, n_out, n_in, 1, H_in, n_in, 1, WT + net.w_off[layer], n_out, H_out,
                      n_out, False)
         else:

@@ -119,12 +119,14 @@ def test_all_finite_finds_a_bad_value_anywhere(bad, dtype):
 
 
 # own_gemm (src/_blas.pxd) takes every layer's product of inference and of the loss at the
-# AVX-512 level, from each W held transposed: widths around one and two vectors of either
-# dtype (the last vector masked), inputs around its 8-row tiles, rows around them and past a
-# block (4096); a layer over its 1 MB limit (1100-256 float32) takes BLAS.
+# AVX-512 level when BLAS runs one thread, from each W held transposed: widths around one and
+# two vectors of either dtype (the last vector masked), inputs around its 8-row tiles, rows
+# around them and past a block (4096); a layer over its 1 MB limit (1100-256 float32), and
+# layers past the first 30 (34 weight layers), take BLAS.
 @pytest.mark.parametrize("sizes", [[1, 1, 1], [9, 8, 17, 3], [7, 16, 1], [17, 31, 33],
-                                   [64, 30, 10], [300, 128, 10], [1100, 256, 2]],
-                         ids=lambda s: "-".join(map(str, s)))
+                                   [64, 30, 10], [300, 128, 10], [1100, 256, 2],
+                                   [9, 17] + [5] * 33 + [3]],
+                         ids=lambda s: "-".join(map(str, s[:4])) + "-%d" % len(s))
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 4103])
 def test_forward_and_loss_by_own_gemm_match_reference(sizes, n, dtype):
     net, X, Y, W, b, acts = make_case(sizes, "sigmoid", "softmax" if sizes[-1] > 1 else
@@ -134,3 +136,22 @@ def test_forward_and_loss_by_own_gemm_match_reference(sizes, n, dtype):
     assert net.loss(X, Y) == pytest.approx(expected, rel=RTOL[dtype], abs=RTOL[dtype])
     np.testing.assert_array_equal(net.get_params(), np.concatenate(
         [np.concatenate([w.ravel(), v]) for w, v in zip(W, b)]).astype(dtype))
+
+
+@pytest.mark.parametrize("n", [63, 64, 300])
+def test_forward_takes_own_gemm_when_allowed_from_64_rows(n, dtype):
+    from cbackprop._dispatch import forward_kernels, train_kernels
+    net, X, Y, W, b, acts = make_case([300, 128, 10], "sigmoid", "sigmoid", "mse", dtype, n=n)
+    outs = {}
+    for allowed in (True, False):
+        outs[allowed] = np.empty((n, 10), dtype)
+        assert forward_kernels.forward(net._spec, net._params, X, outs[allowed], allowed)
+        assert_close(outs[allowed], reference.forward(W, b, acts, X), dtype)
+    taken = train_kernels.OWN_GEMM and n >= 64
+    assert np.array_equal(outs[True], outs[False]) != taken
+    losses = [forward_kernels.loss_sum(net._spec, net._params, X, Y, allowed)
+              for allowed in (True, False)]
+    assert losses[0] == pytest.approx(reference.loss(W, b, acts, "mse", X, Y) * n,
+                                      rel=RTOL[dtype])
+    if not taken:
+        assert losses[0] == losses[1]
