@@ -80,6 +80,11 @@ cdef inline void matvec(const floating* W, const floating* x, const floating* b,
 # registers, the last vector of a row masked; other levels use BLAS.
 cdef extern from *:
     """
+    #ifdef CBACKPROP_PLAIN_C
+    #define CBACKPROP_PLAIN_C_BUILD 1
+    #else
+    #define CBACKPROP_PLAIN_C_BUILD 0
+    #endif
     #if defined(__GNUC__) && defined(__AVX512F__) && !defined(CBACKPROP_PLAIN_C)
     #include <immintrin.h>
     #define CBACKPROP_OWN_GEMM 1
@@ -178,6 +183,7 @@ cdef extern from *:
     #endif
     """
     const bint CBACKPROP_OWN_GEMM
+    const bint CBACKPROP_PLAIN_C_BUILD
     void cbp_own_gemm_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t kdim, float alpha,
                         const float* A, Py_ssize_t ars, Py_ssize_t aps, const float* B,
                         Py_ssize_t ldb, float* C, Py_ssize_t ldc, int rows_outer) noexcept nogil

@@ -33,8 +33,8 @@ from _activations cimport (activate, mul_derivative, output_delta, sample_loss, 
                           LINEAR, SOFTMAX)
 from _optim cimport (Step, make_step, apply_update, update_row, SGD, ADAM, RPROP,
                      H_KIND, H_LR, H_MOMENTUM, N_HYPER)
-from _blas cimport (gemm, dot, matvec, CBACKPROP_OWN_GEMM, OWN_GEMM_MAX_BYTES,
-                   transpose)
+from _blas cimport (gemm, dot, matvec, CBACKPROP_OWN_GEMM, CBACKPROP_PLAIN_C_BUILD,
+                   OWN_GEMM_MAX_BYTES, transpose)
 from _passes cimport (Layout, make_layout, forward_sample, forward_block, is_correct,
                       loss_and_delta_block, backward_block, SCORE_NONE, SCORE_THRESHOLD)
 from _arrays cimport check_array, finite_values, ANY_FLOAT
@@ -44,6 +44,9 @@ cnp.import_array()
 # Whether this build has own_gemm (_blas.pxd), which mini-batch plain SGD takes for the first
 # layer when BLAS runs one thread (see epoch_of): at the AVX-512 level only.
 OWN_GEMM = bool(CBACKPROP_OWN_GEMM)
+# Whether this build was made with CBACKPROP_PLAIN_C (CI's plain-C job): none of the GCC
+# vector code, own_gemm included.
+PLAIN_C = bool(CBACKPROP_PLAIN_C_BUILD)
 
 
 cdef inline bint plain_sgd(const Step* st) noexcept nogil:
