@@ -86,9 +86,9 @@ def _restore_after_split():
 
 def blas_threads():
     """The most threads a BLAS library loaded in this process may run now (threadpoolctl,
-    about a microsecond); the CPU count if threadpoolctl cannot tell. Mini-batch training
-    takes its first layer's products by cbackprop's own single-threaded kernel when this is
-    1 (src/_train.pyx epoch_of)."""
+    about a microsecond); the CPU count if threadpoolctl cannot tell. When this is 1,
+    mini-batch training (src/_train.pyx epoch_of) and inference (src/_forward.pyx) take
+    products by cbackprop's own single-threaded kernel where it is built."""
     blas = _blas()
     if blas is None or not blas.lib_controllers:
         return os.cpu_count() or 1

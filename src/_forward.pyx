@@ -58,8 +58,11 @@ def forward(const Py_ssize_t[::1] spec,       # IN  network description (see _pa
     cdef bint finite = True
     cdef floating[::1] H = np.empty(min(BLOCK, n) * net.n_units, dtype=np.asarray(params).dtype)
     cdef floating[::1] Z = np.empty(min(BLOCK, n) * n_out, dtype=np.asarray(params).dtype)
-    cdef floating[::1] WT = np.empty(net.n_params if CBACKPROP_OWN_GEMM else 1,
-                                     dtype=np.asarray(params).dtype)
+    # room for hold_transposed only where it may hold something (a one-row predict() of a
+    # large network allocated a copy of every weight for nothing)
+    cdef floating[::1] WT = np.empty(
+        net.n_params if CBACKPROP_OWN_GEMM and own_gemm and n >= OWN_GEMM_MIN_ROWS else 1,
+        dtype=np.asarray(params).dtype)
     cdef Py_ssize_t last = net.n_layers - 1
     cdef int own
     with nogil:
@@ -86,8 +89,11 @@ def loss_sum(const Py_ssize_t[::1] spec,      # IN  network description
     cdef Py_ssize_t n = X.shape[0], start, m
     cdef floating[::1] H = np.empty(min(BLOCK, n) * net.n_units, dtype=np.asarray(params).dtype)
     cdef floating[::1] Z = np.empty(min(BLOCK, n) * net.n_out, dtype=np.asarray(params).dtype)
-    cdef floating[::1] WT = np.empty(net.n_params if CBACKPROP_OWN_GEMM else 1,
-                                     dtype=np.asarray(params).dtype)
+    # room for hold_transposed only where it may hold something (a one-row predict() of a
+    # large network allocated a copy of every weight for nothing)
+    cdef floating[::1] WT = np.empty(
+        net.n_params if CBACKPROP_OWN_GEMM and own_gemm and n >= OWN_GEMM_MIN_ROWS else 1,
+        dtype=np.asarray(params).dtype)
     cdef double total = 0
     cdef int own
     with nogil:
