@@ -501,7 +501,7 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
         rows = min(X.shape[0], 256) if rprop else step
         if step == 1:
             step, rows = _online_run(net, opt, l2)
-        with training_threads(net.sizes, rows):
+        with training_threads(net._sizes, rows):
             return _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr,
                                     batch_size, step, epochs, l2, schedule, lr_schedule,
                                     shuffle, early_stopping, patience, min_delta, callbacks,
@@ -614,8 +614,10 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
     if epochs and not rprop:
         # the first epoch's lr, checked before the network changes (later ones as they come)
         state = dict(schedule.initial_state(), **({} if fresh else net._schedule_state))
-        hyper_lr = check_positive_finite(schedule.lr(base_lr, 0 if fresh else net._epochs,
-                                                     state), "the scheduled lr", dtype)
+        hyper_lr = schedule.lr(base_lr, 0 if fresh else net._epochs, state)
+        if not (type(hyper_lr) is float and hyper_lr == base_lr):
+            # (base_lr was checked with the settings: checking it again cost 16 us a call)
+            hyper_lr = check_positive_finite(hyper_lr, "the scheduled lr", dtype)
         hyper = opt.hyper(hyper_lr, l2)
     # -- the optimizer's state: continued if it is this optimizer's, else started afresh --
     if fresh:
@@ -623,7 +625,7 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
         opt.initial_state(net._state)
         net._optimizer_name = opt.name
     if opt.kind == "sgd" and opt.momentum == 0:
-        net._state[0] = 0                  # momentum 0: no velocity carries over
+        net._state[0].fill(0)              # momentum 0: no velocity carries over
     for key, value in schedule.initial_state().items():
         net._schedule_state.setdefault(key, value)
 
