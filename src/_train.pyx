@@ -685,7 +685,11 @@ cdef inline double online_two_layer(const Layout* net, const Step* st, floating*
         r = order[s]
         x = X + r * n_in
         y = Y + r * n_out
-        activate(code1, h2, nh)
+        # over whole vectors (a scalar tail of a polynomial sigmoid was most of this call),
+        # the exp chosen by the real width; the padding, f(0), back to 0
+        activate(code1, h2, P, nh)
+        for i in range(nh, P):
+            h2[i] = 0
         for k in range(n_out):
             a = 0
             for i in range(P):
