@@ -467,10 +467,10 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
             raise TypeError(f"callbacks must be callables (epoch, history), got {cb!r}")
     given_X = X
     X, Y = net._check_data(X, Y, finite_X=False)
-    # mini-batches check their rows of X as their gemm reads them (src/_train.pyx
-    # train_epoch), all of them in the first epoch; every other path (and a held-out split,
-    # scored by loss(), and a call of no epochs) reads X checked here
-    if rprop or not epochs or min(batch_size, X.shape[0]) == 1 or validation_split:
+    # SGD and Adam check rows of X as they read them (src/_train.pyx train_epoch), all of
+    # them in the first epoch; Rprop (and a held-out split, scored by loss(), and a call of
+    # no epochs) reads X checked here
+    if rprop or not epochs or validation_split:
         if not all_finite(X):
             raise_not_finite_X(given_X, net.n_inputs, dtype)
         given_X = None

@@ -638,6 +638,33 @@ def test_minibatch_training_refuses_non_finite_x_and_changes_nothing(shuffle, ro
     net.train(X, Y, epochs=1, batch_size=8, shuffle=shuffle)    # and it trains on
 
 
+# a network for each online path of train_epoch (tests/test_train.py ONLINE_PATHS)
+ONLINE_SIZES = {"small": [2, 8, 1], "two_layer": [6, 5, 2], "window": [300, 4, 2],
+                "generic": [3, 5, 4, 2]}
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+@pytest.mark.parametrize("row", [0, 37, 99])
+@pytest.mark.parametrize("path", sorted(ONLINE_SIZES))
+def test_online_training_refuses_non_finite_x_and_changes_nothing(path, row, momentum, dtype):
+    # online training checks X in the kernels too: the samples before the bad row have
+    # stepped by then, so train() puts everything back, the optimizer it switched from
+    # included (momentum 0.9 takes the generic loop on every network)
+    sizes = ONLINE_SIZES[path]
+    rng = np.random.default_rng(0)
+    X, Y = rng.uniform(-1, 1, (100, sizes[0])).astype(dtype), rng.uniform(0, 1, (100, sizes[-1]))
+    net = cbackprop.Network(sizes, dtype=dtype, seed=0)
+    net.train(X, Y, epochs=1, optimizer="adam", batch_size=10)
+    start, generator = snapshot(net), net._rng.bit_generator.state
+    bad = X.copy()
+    bad[row, -1] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        net.train(bad, Y, epochs=2, batch_size=1, momentum=momentum, shuffle=True)
+    assert_same_state(net, start)
+    assert net._rng.bit_generator.state == generator
+    net.train(X, Y, epochs=1, batch_size=1, momentum=momentum)     # and it trains on
+
+
 def test_minibatch_training_names_a_float64_input_too_large_for_float32():
     net = cbackprop.Network([2, 3, 1], seed=0, dtype=np.float32)
     X, Y = np.zeros((50, 2)), np.zeros((50, 1))
