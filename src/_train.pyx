@@ -657,8 +657,9 @@ cdef inline double online_two_layer(const Layout* net, const Step* st, floating*
         W^(2)_k -= eta delta^(3)_k h^(2) in the same pass (cbp_rows_*, in C like
         the next: its sums stay in registers across the rows); b^(2) steps
         W^(1) and b^(1) step and give the next sample's z^(2) (step_columns_then_matvec)
-    The padded units stay exactly zero: their weights and bias are 0, so z = 0; h^(2) is not
-    computed there (left 0), so W^(2)'s padding never steps and delta^(2) there is 0. The
+    The padded units stay exactly zero: their weights and bias are 0, so z = 0; h^(2) there
+    is set back to 0 after the activation (computed over whole vectors), so W^(2)'s padding
+    never steps and delta^(2) there is 0. The
     first sample's z^(2) comes from the same routine with a zero step, so a run's bits do not
     depend on where the Python layer cuts it into calls. Everything is copied back at the end.
     n >= 1. scratch: two_layer_size(net, MAX_LANES) values.
@@ -681,9 +682,12 @@ cdef inline double online_two_layer(const Layout* net, const Step* st, floating*
     cdef const floating* x
     cdef const floating* y
     cdef double total = 0
+    x = X + order[0] * n_in
+    if not finite_values(x, n_in):      # (before the zero step below: 0 * inf is NaN)
+        rows_finite[0] = False
+        return 0
     memset(scratch, 0, two_layer_size(net, lanes) * sizeof(floating))
     hold_one_hidden_layer(net, params, W1T, W2P, b1, P)
-    x = X + order[0] * n_in
     step_columns_then_matvec(W1T, d2, 0, x, x, b1, h2, n_in, P)    # d2 is 0: no step
     for s in range(n):
         r = order[s]
@@ -1403,14 +1407,16 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
                                      &correct, &rows_finite)
         elif online:
             plain = plain_sgd(&st)
-            if plain:
+            # the first row before the zero step below reads it (0 * inf is NaN)
+            rows_finite = finite_values(X + order[0] * n_in, n_in)
+            if plain and rows_finite:
                 # the first sample's z^(2) through the routine that gives every later one
                 # (with a zero step), so a run's bits do not depend on where calls begin
                 memset(D + net.unit_off[0], 0, net.sizes[1] * sizeof(floating))
                 sgd_then_matvec(params + net.w_off[0], params + net.b_off[0],
                                 D + net.unit_off[0], 0, X + order[0] * n_in, X + order[0] * n_in,
                                 H + net.unit_off[0], net.sizes[1], n_in)
-            for s in range(n):
+            for s in range(n if rows_finite else 0):
                 r = order[s]
                 if not finite_values(X + r * n_in, n_in):
                     rows_finite = False

@@ -639,7 +639,7 @@ def test_minibatch_training_refuses_non_finite_x_and_changes_nothing(shuffle, ro
 
 
 # a network for each online path of train_epoch (tests/test_train.py ONLINE_PATHS)
-ONLINE_SIZES = {"small": [2, 8, 1], "two_layer": [6, 5, 2], "window": [300, 4, 2],
+ONLINE_SIZES = {"small": [2, 4, 1], "two_layer": [6, 5, 2], "window": [300, 4, 2],
                 "generic": [3, 5, 4, 2]}
 
 
