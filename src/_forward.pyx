@@ -24,6 +24,13 @@ cdef enum:
     BLOCK = 4096
 
 
+cdef inline bint may_hold(Py_ssize_t rows, bint allowed) noexcept nogil:
+    """Whether hold_transposed may hold any W for this many rows: forward and loss_sum
+    allocate room for it only then (a one-row predict() of a large network allocated a copy
+    of every weight for nothing)."""
+    return CBACKPROP_OWN_GEMM and allowed and rows >= OWN_GEMM_MIN_ROWS
+
+
 cdef inline int hold_transposed(const Layout* net, const floating* params, floating* WT,
                                 Py_ssize_t rows, bint allowed) noexcept nogil:
     """W^(layer)T at WT + w_off[layer] for each layer own_gemm (_blas.pxd) is to take: where
@@ -34,7 +41,7 @@ cdef inline int hold_transposed(const Layout* net, const floating* params, float
     does at every call: 18% of 64-30-10's inference (perf)."""
     cdef Py_ssize_t layer, n_in, n_out
     cdef int own = 0
-    if not CBACKPROP_OWN_GEMM or not allowed or rows < OWN_GEMM_MIN_ROWS:
+    if not may_hold(rows, allowed):
         return 0
     for layer in range(min(net.n_layers, OWN_GEMM_MAX_LAYERS)):
         n_in = net.sizes[layer]
@@ -58,11 +65,8 @@ def forward(const Py_ssize_t[::1] spec,       # IN  network description (see _pa
     cdef bint finite = True
     cdef floating[::1] H = np.empty(min(BLOCK, n) * net.n_units, dtype=np.asarray(params).dtype)
     cdef floating[::1] Z = np.empty(min(BLOCK, n) * n_out, dtype=np.asarray(params).dtype)
-    # room for hold_transposed only where it may hold something (a one-row predict() of a
-    # large network allocated a copy of every weight for nothing)
-    cdef floating[::1] WT = np.empty(
-        net.n_params if CBACKPROP_OWN_GEMM and own_gemm and n >= OWN_GEMM_MIN_ROWS else 1,
-        dtype=np.asarray(params).dtype)
+    cdef floating[::1] WT = np.empty(net.n_params if may_hold(n, own_gemm) else 1,
+                                     dtype=np.asarray(params).dtype)
     cdef Py_ssize_t last = net.n_layers - 1
     cdef int own
     with nogil:
@@ -89,11 +93,8 @@ def loss_sum(const Py_ssize_t[::1] spec,      # IN  network description
     cdef Py_ssize_t n = X.shape[0], start, m
     cdef floating[::1] H = np.empty(min(BLOCK, n) * net.n_units, dtype=np.asarray(params).dtype)
     cdef floating[::1] Z = np.empty(min(BLOCK, n) * net.n_out, dtype=np.asarray(params).dtype)
-    # room for hold_transposed only where it may hold something (a one-row predict() of a
-    # large network allocated a copy of every weight for nothing)
-    cdef floating[::1] WT = np.empty(
-        net.n_params if CBACKPROP_OWN_GEMM and own_gemm and n >= OWN_GEMM_MIN_ROWS else 1,
-        dtype=np.asarray(params).dtype)
+    cdef floating[::1] WT = np.empty(net.n_params if may_hold(n, own_gemm) else 1,
+                                     dtype=np.asarray(params).dtype)
     cdef double total = 0
     cdef int own
     with nogil:
