@@ -22,6 +22,12 @@ CONFIGS = [
 CONFIG_IDS = ["-".join(c) for c in CONFIGS]
 # From one unit per layer to deep (5 weight layers) and wide (784-512); n_in != n_out.
 SHAPES = [[1, 1, 1], [3, 3, 1], [4, 7, 3], [5, 1, 2], [3, 6, 5, 4, 3, 2], [784, 512]]
+# A network for each online path of train_epoch (src/_train.pyx), with the run online_run
+# gives it under plain SGD (samples per run, rows per gemm): online_small (2-4-1 takes it at
+# every kernel level: 16-byte vectors hold 4 units), online_two_layer, online_window and the
+# generic online_step loop (two hidden layers).
+ONLINE_PATHS = {"small": ([2, 4, 1], (64, 1)), "two_layer": ([6, 5, 2], (1, 1)),
+                "window": ([300, 4, 2], (32, 32)), "generic": ([3, 5, 4, 2], (1, 1))}
 
 
 def assert_close(actual, expected, dtype, scale=None):

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 import cbackprop
 from cbackprop import reference
-from conftest import CONFIG_IDS, CONFIGS, DTYPES, assert_close, make_case
+from conftest import CONFIG_IDS, CONFIGS, DTYPES, ONLINE_PATHS, assert_close, make_case
 
 SHAPES = [[1, 1, 1], [3, 3, 1], [4, 7, 3], [3, 6, 5, 4, 3, 2], [784, 512]]
 
@@ -545,13 +545,6 @@ def test_own_gemm_stops_at_a_non_finite_batch_with_the_steps_before_it_taken(dty
     assert_close(net.get_params(), four.get_params(), dtype)   # four batches stepped
 
 
-# online networks for each of train_epoch's online paths, and the run online_run gives it
-# (samples per run, rows per gemm): online_small, online_two_layer, online_window, the
-# generic online_step loop (two hidden layers)
-ONLINE_PATHS = {"small": ([2, 4, 1], (64, 1)), "two_layer": ([6, 5, 2], (1, 1)),
-                "window": ([300, 4, 2], (32, 32)), "generic": ([3, 5, 4, 2], (1, 1))}
-
-
 @pytest.mark.parametrize("shuffle", [False, True])
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("bad", [0, 97])
@@ -560,8 +553,7 @@ ONLINE_PATHS = {"small": ([2, 4, 1], (64, 1)), "two_layer": ([6, 5, 2], (1, 1)),
 def test_online_paths_stop_at_the_first_non_finite_row_of_x(path, bad, value, shuffle, dtype):
     # each online kernel checks a sample's row (online_window: a window's rows) before
     # stepping on it and stops there, the samples before it stepped as in a call that ends
-    # before it (none for the first row: a zero step on it first would make NaN of 0 * inf).
-    # [2, 4, 1] takes online_small at every kernel level (16-byte vectors: 4 units at most)
+    # before it (none for the first row: a zero step on it first would make NaN of 0 * inf)
     from cbackprop._dispatch import train_kernels
     sizes, run = ONLINE_PATHS[path]
     if path == "small" and not small_lanes(np.float64):

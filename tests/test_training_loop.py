@@ -22,6 +22,7 @@ import pytest
 import cbackprop
 from cbackprop._dispatch import forward_kernels
 from cbackprop.train import SCORE_ARGMAX, SCORE_THRESHOLD, accuracy
+from conftest import ONLINE_PATHS
 
 
 def snapshot(net):
@@ -638,19 +639,14 @@ def test_minibatch_training_refuses_non_finite_x_and_changes_nothing(shuffle, ro
     net.train(X, Y, epochs=1, batch_size=8, shuffle=shuffle)    # and it trains on
 
 
-# a network for each online path of train_epoch (tests/test_train.py ONLINE_PATHS)
-ONLINE_SIZES = {"small": [2, 4, 1], "two_layer": [6, 5, 2], "window": [300, 4, 2],
-                "generic": [3, 5, 4, 2]}
-
-
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 @pytest.mark.parametrize("row", [0, 37, 99])
-@pytest.mark.parametrize("path", sorted(ONLINE_SIZES))
+@pytest.mark.parametrize("path", sorted(ONLINE_PATHS))
 def test_online_training_refuses_non_finite_x_and_changes_nothing(path, row, momentum, dtype):
     # online training checks X in the kernels too: the samples before the bad row have
     # stepped by then, so train() puts everything back, the optimizer it switched from
     # included (momentum 0.9 takes the generic loop on every network)
-    sizes = ONLINE_SIZES[path]
+    sizes, _ = ONLINE_PATHS[path]
     rng = np.random.default_rng(0)
     X, Y = rng.uniform(-1, 1, (100, sizes[0])).astype(dtype), rng.uniform(0, 1, (100, sizes[-1]))
     net = cbackprop.Network(sizes, dtype=dtype, seed=0)
