@@ -14,7 +14,9 @@ threads, made each training 50-100 times slower (0.1 s became 8-10 s), because O
 re-woken worker threads spin on the cores the trainings need; held at one thread, the two
 trainings ran in 0.11 s together against 0.18 s one after the other. Large networks trained
 alone, in a process that has not trained a small one, keep BLAS's own threads (two threads
-train the 784-512-512-10 network 1.6 times as fast as one on a quiet machine). Call
+train the 784-512-512-10 network 1.6 times as fast as one on a quiet machine), except that
+plain SGD and momentum on the largest (TEAM_GEMM) run over a team of cbackprop's own threads
+instead, each calling BLAS with one (see training_threads). Call
 ``threadpoolctl.threadpool_limits(n)`` to choose another count; cbackprop lowers it only.
 
 Inference and the loss over many rows (``Network.forward``, ``Network.loss``) and the checks
@@ -33,6 +35,12 @@ except ImportError:    # pragma: no cover - threadpoolctl is a dependency; degra
 
 # Below this many multiply-adds in the largest gemm of a batch, one BLAS thread is faster.
 SMALL_GEMM = 4_000_000
+# From this many, a team of cbackprop's threads (training_threads) beats BLAS's own threads
+# for plain SGD and momentum. Measured on the 2-core machine (2026-11-24, processes
+# alternating): 784-512-512-10 at batch 128 (51M in its first layer's gemm) 3% faster in
+# float32 with the cores 80 ns apart for a round trip, 4-15% (float32) and 6-10% (float64)
+# with them 400 ns apart; 784-128-10 at batch 64 (6.4M) 2-5% slower.
+TEAM_GEMM = 16_000_000
 
 _lock = threading.Lock()
 _active = 0            # trainings running now
@@ -95,14 +103,32 @@ def blas_threads():
     return max(lib.num_threads for lib in blas.lib_controllers)
 
 
-class training_threads:
-    """Context manager around one train() call: one BLAS thread when that pays (see above)."""
+def team_size(sizes):
+    """Threads for a mini-batch team (src/_train.pyx train_by_team) on a network of these
+    layer sizes: ``num_threads()``, at most one per 16 units of its widest hidden layer (what
+    a member owns at the least) and at most 64; 1 when it has no hidden layer."""
+    blocks = max((-(-units // 16) for units in sizes[1:-1]), default=0)
+    return max(1, min(num_threads(), blocks, 64))
 
-    def __init__(self, sizes, rows_per_gemm):
+
+class training_threads:
+    """Context manager around one train() call: one BLAS thread when that pays (see above).
+
+    A large network's (TEAM_GEMM) mini-batch plain SGD or momentum (``folds``) runs over a
+    team of ``team`` threads of cbackprop's own, each calling BLAS with one thread, when this
+    is the only training running and cbackprop may run several threads: BLAS goes to one
+    thread for the call and gets its count back afterwards, as in over_rows. ``team`` is 1
+    otherwise.
+    """
+
+    def __init__(self, sizes, rows_per_gemm, folds=False):
         # rows_per_gemm = 1: online training, matrix-vector loops of our own, no BLAS at all
         self.uses_blas = rows_per_gemm > 1
-        self.small = self.uses_blas and rows_per_gemm * max(
-            a * b for a, b in zip(sizes[:-1], sizes[1:])) < SMALL_GEMM
+        largest = rows_per_gemm * max(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        self.small = self.uses_blas and largest < SMALL_GEMM
+        self.wants_team = self.uses_blas and folds and largest >= TEAM_GEMM
+        self.sizes = sizes
+        self.team = 1
 
     def __enter__(self):
         global _active
@@ -112,10 +138,16 @@ class training_threads:
             _active += 1
             if self.small or _active > 1:
                 _hold_one_thread()
+            elif self.wants_team:
+                self.team = team_size(self.sizes)
+        if self.team > 1:
+            _lower_for_split()
         return self
 
     def __exit__(self, *exc):
         global _active
+        if self.team > 1:
+            _restore_after_split()
         if self.uses_blas:
             with _lock:
                 _active -= 1

@@ -20,7 +20,7 @@ from ._dispatch import (backward_kernels as _backward, forward_kernels as _forwa
                         train_kernels as _train)
 from ._threads import blas_threads, training_threads
 from ._config import all_finite, check_int, check_positive_finite, raise_not_finite_X
-from .optimizers import Rprop, make_optimizer, make_schedule, _in_range
+from .optimizers import SGD, Rprop, make_optimizer, make_schedule, _in_range
 
 # How long one compiled call may run before Python looks at signals and progress again.
 CHUNK_SECONDS = 0.1
@@ -501,11 +501,14 @@ def train(net, X, Y, epochs=1, lr=None, batch_size=None, momentum=0.0, shuffle=T
         rows = min(X.shape[0], 256) if rprop else step
         if step == 1:
             step, rows = _online_run(net, opt, l2)
-        with training_threads(net._sizes, rows):
+        # plain SGD and momentum fold the step into the gemms, which a team of threads can
+        # split by units (src/_train.pyx train_by_team)
+        folds = isinstance(opt, SGD) and not opt.nesterov and not l2
+        with training_threads(net._sizes, rows, folds) as threads:
             return _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr,
                                     batch_size, step, epochs, l2, schedule, lr_schedule,
                                     shuffle, early_stopping, patience, min_delta, callbacks,
-                                    verbose, given_X)
+                                    verbose, given_X, threads.team)
     finally:
         lock.release()
 
@@ -594,9 +597,10 @@ def _sequential(n):
 
 def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch_size,
                      step, epochs, l2, schedule, lr_schedule, shuffle, early_stopping, patience,
-                     min_delta, callbacks, verbose, given_X):
+                     min_delta, callbacks, verbose, given_X, team):
     """train() after validation, holding the network's training lock. given_X: train()'s X
-    when the kernels check it for NaN and infinity as they read it, else None."""
+    when the kernels check it for NaN and infinity as they read it, else None. team: threads
+    for the kernels' mini-batch team (_threads.training_threads), 1 for none."""
     dtype = net.dtype
     n = X.shape[0]
     batch_size = n if rprop else min(batch_size, n)   # a batch larger than the data is all
@@ -722,7 +726,7 @@ def _train_validated(net, X, Y, weights, Xv, Yv, rng, opt, rprop, base_lr, batch
                     part, right, rows_finite = _train.train_epoch(
                         net._spec, net._params, net._state, X, Y, w_arg, order[start:stop],
                         not shuffle, batch_size, hyper, net._steps, mode, work,
-                        blas_one_thread)
+                        blas_one_thread, team)
                     dt = time.perf_counter() - t0
                     if not rows_finite:
                         refuse_x()

@@ -28,6 +28,7 @@
 from cython cimport floating
 cimport numpy as cnp
 from libc.math cimport isfinite
+from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from _activations cimport (activate, mul_derivative, output_delta, sample_loss, SIGMOID, RELU,
                           LINEAR, SOFTMAX)
@@ -38,6 +39,7 @@ from _blas cimport (gemm, dot, matvec, CBACKPROP_OWN_GEMM, CBACKPROP_PLAIN_C_BUI
 from _passes cimport (Layout, make_layout, forward_sample, forward_block, is_correct,
                       loss_and_delta_block, backward_block, SCORE_NONE, SCORE_THRESHOLD)
 from _arrays cimport check_array, finite_values, ANY_FLOAT
+from _team cimport cbp_barrier, cbp_barrier_init, cbp_barrier_wait, cbp_team_run, CBP_TEAM_MAX
 
 cnp.import_array()
 
@@ -1239,6 +1241,286 @@ cdef inline bint folds_into_gemm(const Step* st) noexcept nogil:
     return st.kind == SGD and not st.nesterov and st.l2 == 0
 
 
+# ---- mini-batches over a team of threads (see _team.pxd) ----------------------------------
+#
+# With BLAS's own threads, each of a batch's gemms is split over the cores and the element-wise
+# passes between them (activations, deltas, biases) run on one: every gemm's output is then half
+# in the other core's cache when the next pass reads it, and every barrier inside BLAS is one
+# more trip between the cores. The team splits each layer's units instead: member k owns a
+# range of every hidden layer's units (whole cache lines of them; the output layer, small in
+# the networks this pays for, belongs to member 0) and computes for them, with one-thread BLAS,
+#   forward   Z[:, own] = H_in W[own, :]^T + b[own], then H[:, own] = f(Z[:, own])
+#   backward  P_k = D_out[:, own] W[own, :]        (its part of D_out W, before W changes)
+#             W[own, :] += alpha D_out[:, own]^T H_in + ...   (the folded update, own rows)
+#             D_in[:, own'] = (sum_k P_k)[:, own'] * f'(H_in[:, own'])   (own' in layer below)
+# so a layer's weights, biases and deltas never leave their member's core; what crosses
+# between cores is each hidden layer's output and the partial products P_k, and the members
+# meet at 2 * n_layers barriers a batch. Summing P over the members changes the order of
+# additions in D_out W against one gemm, so results move by rounding (the tests compare
+# against the reference as for every other path).
+
+ctypedef struct Team:
+    Layout net
+    int size                    # members
+    void* params                # floating*: all W and b
+    void* target                # params (plain SGD) or s0 (the velocity, momentum)
+    double eta, beta            # alpha = -eta / m; beta: 1 for plain SGD, mu for momentum
+    bint add_target             # momentum: params += target after the step
+    const void* X               # floating*, (x_rows, n_in)
+    const void* Y
+    const void* weights         # (x_rows,) or NULL for all 1
+    const Py_ssize_t* order
+    Py_ssize_t n, B
+    bint gather                 # batches are copied from rows order[...] into XB, YB, WB
+    void* XB
+    void* YB
+    void* WB
+    void* H
+    void* D
+    void* Z
+    void* P                     # 2 * size blocks of p_len: the members' partial products, of
+    Py_ssize_t p_len            # odd layers in the first size blocks, of even ones after
+    int score
+    cbp_barrier barrier
+    bint bad[64]                # member k found a non-finite value in its rows of the batch
+    # member 0's results
+    double total
+    Py_ssize_t correct
+    bint rows_finite
+
+
+cdef enum:
+    TEAM_LINE = 16              # units per ownership block: a cache line of float32
+
+
+cdef inline void owned_units(const Team* tm, Py_ssize_t layer, int k, Py_ssize_t* u0,
+                             Py_ssize_t* u1) noexcept nogil:
+    """Member k's units [u0, u1) of layer's output (whole blocks of TEAM_LINE; the output
+    layer is member 0's)."""
+    cdef Py_ssize_t units = tm.net.sizes[layer + 1]
+    cdef Py_ssize_t blocks = (units + TEAM_LINE - 1) // TEAM_LINE
+    if layer == tm.net.n_layers - 1:
+        u0[0] = 0
+        u1[0] = units if k == 0 else 0
+        return
+    u0[0] = min(units, blocks * k // tm.size * TEAM_LINE)
+    u1[0] = min(units, blocks * (k + 1) // tm.size * TEAM_LINE)
+
+
+cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
+    """Member k's part of every batch (see above); dummy only selects the float type."""
+    cdef Layout* net = &tm.net
+    cdef floating* params = <floating*> tm.params
+    cdef floating* target = <floating*> tm.target
+    cdef const floating* X = <const floating*> tm.X
+    cdef const floating* Y = <const floating*> tm.Y
+    cdef const floating* weights = <const floating*> tm.weights
+    cdef floating* XB = <floating*> tm.XB
+    cdef floating* YB = <floating*> tm.YB
+    cdef floating* WB = <floating*> tm.WB
+    cdef floating* H = <floating*> tm.H
+    cdef floating* D = <floating*> tm.D
+    cdef floating* P = <floating*> tm.P
+    cdef Py_ssize_t n_in = net.n_in, n_out = net.n_out, last = net.n_layers - 1
+    cdef Py_ssize_t start = 0, m, s, r, r0, r1, i, j, layer, u0, u1, nu, v0, v1, ni, no
+    cdef Py_ssize_t w_off, b_off
+    cdef const floating* Xb
+    cdef const floating* Yb
+    cdef const floating* Wb
+    cdef const floating* H_in
+    cdef const floating* src
+    cdef floating* H_out
+    cdef floating* D_out
+    cdef floating* D_in
+    cdef floating* tb
+    cdef floating alpha, beta = <floating> tm.beta
+    cdef int code, member
+    cdef bint stop, owners
+    while start < tm.n:
+        m = min(tm.B, tm.n - start)
+        # the batch's rows: each member gathers and checks its share
+        r0 = m * k // tm.size
+        r1 = m * (k + 1) // tm.size
+        Wb = NULL
+        if tm.gather:
+            for s in range(r0, r1):
+                r = tm.order[start + s]
+                memcpy(XB + s * n_in, X + r * n_in, n_in * sizeof(floating))
+                memcpy(YB + s * n_out, Y + r * n_out, n_out * sizeof(floating))
+                if weights != NULL:
+                    WB[s] = weights[r]
+            Xb = XB
+            Yb = YB
+            if weights != NULL:
+                Wb = WB
+        else:
+            Xb = X + tm.order[start] * n_in
+            Yb = Y + tm.order[start] * n_out
+            if weights != NULL:
+                Wb = weights + tm.order[start]
+        tm.bad[k] = not finite_values(Xb + r0 * n_in, (r1 - r0) * n_in)
+        cbp_barrier_wait(&tm.barrier)
+        stop = False
+        for member in range(tm.size):
+            stop = stop or tm.bad[member]
+        if stop:
+            if k == 0:
+                tm.rows_finite = False
+            return          # every member decides alike, before any weight changes
+        alpha = <floating> (-tm.eta / m)
+        # forward: each layer's own units, then wait for the others' before the next layer
+        H_in = Xb
+        for layer in range(net.n_layers):
+            ni = net.sizes[layer]
+            no = net.sizes[layer + 1]
+            H_out = H + m * net.unit_off[layer]
+            owned_units(tm, layer, k, &u0, &u1)
+            nu = u1 - u0
+            if nu > 0:
+                for r in range(m):
+                    memcpy(H_out + r * no + u0, params + net.b_off[layer] + u0,
+                           nu * sizeof(floating))
+                gemm(c'N', c'T', <int> m, <int> nu, <int> ni, 1, H_in, <int> ni,
+                     params + net.w_off[layer] + u0 * ni, <int> ni, 1, H_out + u0, <int> no)
+                code = <int> net.codes[layer]
+                if layer == last:
+                    # member 0's, whole: as forward_block
+                    memcpy(<floating*> tm.Z, H_out, m * no * sizeof(floating))
+                    if code == SOFTMAX:
+                        for r in range(m):
+                            activate(code, H_out + r * no, no)
+                    else:
+                        activate(code, H_out, m * no, no)
+                else:
+                    for r in range(m):
+                        activate(code, H_out + r * no + u0, nu, no)
+            if layer < last:
+                cbp_barrier_wait(&tm.barrier)
+            H_in = H_out
+        if k == 0:
+            tm.total += loss_and_delta_block(net, H, <const floating*> tm.Z, Yb, Wb, <int> m,
+                                             D, tm.score, &tm.correct)
+        # backward: partial products and steps of own rows, then own deltas of the layer below
+        for layer in range(last, -1, -1):
+            ni = net.sizes[layer]
+            no = net.sizes[layer + 1]
+            w_off = net.w_off[layer]
+            b_off = net.b_off[layer]
+            D_out = D + m * net.unit_off[layer]
+            H_in = Xb if layer == 0 else H + m * net.unit_off[layer - 1]
+            owned_units(tm, layer, k, &u0, &u1)
+            nu = u1 - u0
+            if nu > 0:
+                if layer > 0:
+                    # (two sets of blocks: a member may write this layer's while another
+                    # still reads the layer above's)
+                    gemm(c'N', c'N', <int> m, <int> ni, <int> nu, 1, D_out + u0, <int> no,
+                         params + w_off + u0 * ni, <int> ni, 0,
+                         P + (k + tm.size * (layer % 2)) * tm.p_len, <int> ni)
+                gemm(c'T', c'N', <int> nu, <int> ni, <int> m, alpha, D_out + u0, <int> no,
+                     H_in, <int> ni, beta, target + w_off + u0 * ni, <int> ni)
+                tb = target + b_off
+                for i in range(u0, u1):
+                    tb[i] = 0 if beta == 0 else beta * tb[i]
+                for r in range(m):
+                    for i in range(u0, u1):
+                        tb[i] += alpha * D_out[r * no + i]
+                if tm.add_target:
+                    for j in range(u0 * ni, u1 * ni):
+                        params[w_off + j] += target[w_off + j]
+                    for i in range(u0, u1):
+                        params[b_off + i] += target[b_off + i]
+            if layer > 0:
+                cbp_barrier_wait(&tm.barrier)
+                # D_in[:, own'] = sum of the partial products of the members owning units of
+                # this layer, in member order, times f'
+                owned_units(tm, layer - 1, k, &v0, &v1)
+                D_in = D + m * net.unit_off[layer - 1]
+                code = <int> net.codes[layer - 1]
+                if v1 > v0:
+                    owners = False
+                    for member in range(tm.size):
+                        owned_units(tm, layer, member, &u0, &u1)
+                        if u1 == u0:
+                            continue
+                        src = P + (member + tm.size * (layer % 2)) * tm.p_len
+                        for r in range(m):
+                            if not owners:
+                                for j in range(v0, v1):
+                                    D_in[r * ni + j] = src[r * ni + j]
+                            else:
+                                for j in range(v0, v1):
+                                    D_in[r * ni + j] += src[r * ni + j]
+                        owners = True
+                    for r in range(m):
+                        mul_derivative(code, H_in + r * ni + v0, D_in + r * ni + v0, v1 - v0)
+        # no member starts the next batch (its gather, its forward pass) while another still
+        # reads this one's rows, outputs or partial products
+        cbp_barrier_wait(&tm.barrier)
+        start += m
+
+
+cdef void team_batches_float(void* tm, int k) noexcept nogil:
+    team_batches(<Team*> tm, k, <float*> NULL)
+
+
+cdef void team_batches_double(void* tm, int k) noexcept nogil:
+    team_batches(<Team*> tm, k, <double*> NULL)
+
+
+cdef bint train_by_team(const Layout* net, int size, floating* params, floating* s0,
+                        double eta, double mu, const floating* X, const floating* Y,
+                        const floating* weights, const Py_ssize_t* order, Py_ssize_t n,
+                        Py_ssize_t B, bint gather, floating* XB, floating* YB, floating* WB,
+                        floating* H, floating* D, floating* Z, int score, double* total,
+                        Py_ssize_t* correct, bint* rows_finite) noexcept nogil:
+    """Mini-batch plain SGD (mu = 0) or classical momentum over a team of `size` threads (see
+    above), adding to total and correct as epoch_of's loop does. False, with nothing done,
+    when the team could not start (no threads, or no memory for the partial products)."""
+    cdef Team tm
+    cdef Py_ssize_t layer, widest = 0
+    cdef int ran
+    for layer in range(1, net.n_layers):
+        widest = max(widest, net.sizes[layer])
+    tm.net = net[0]
+    tm.size = size
+    tm.p_len = B * widest
+    tm.P = malloc(2 * size * tm.p_len * sizeof(floating))
+    if tm.P == NULL:
+        return False
+    tm.params = params
+    tm.target = params if mu == 0 else s0
+    tm.eta = eta
+    tm.beta = 1 if mu == 0 else mu
+    tm.add_target = mu != 0
+    tm.X = X
+    tm.Y = Y
+    tm.weights = weights
+    tm.order = order
+    tm.n = n
+    tm.B = B
+    tm.gather = gather
+    tm.XB = XB
+    tm.YB = YB
+    tm.WB = WB
+    tm.H = H
+    tm.D = D
+    tm.Z = Z
+    tm.score = score
+    tm.total = 0
+    tm.correct = 0
+    tm.rows_finite = True
+    cbp_barrier_init(&tm.barrier, size)
+    ran = cbp_team_run(size, team_batches_float if floating is float else team_batches_double,
+                       &tm)
+    free(tm.P)
+    if ran:
+        total[0] += tm.total
+        correct[0] += tm.correct
+        rows_finite[0] = tm.rows_finite
+    return ran != 0
+
+
 def train_epoch(cnp.ndarray spec not None,     # IN     network description (see _passes.pxd)
                 cnp.ndarray params not None,   # IN/OUT all W and b
                 cnp.ndarray state not None,    # IN/OUT (2, n_params) optimizer state s0, s1
@@ -1252,7 +1534,8 @@ def train_epoch(cnp.ndarray spec not None,     # IN     network description (see
                 Py_ssize_t steps_done,         # IN     steps taken before this call (Adam's t)
                 int score,                     # IN     SCORE_ code: how to count correct outputs
                 cnp.ndarray work not None,     # SCRATCH workspace_size(...) elements
-                bint blas_one_thread=False):   # IN     BLAS runs one thread (see epoch_of)
+                bint blas_one_thread=False,    # IN     BLAS runs one thread (see epoch_of)
+                int team_size=1):              # IN     threads for a mini-batch team, 1: none
     """Train on the rows X[order] in batches of batch_size, taking ceil(len(order) /
     batch_size) steps. Returns (sum_s weight_s J_s, number classified correctly, True), each
     sample's loss and output taken before its step.
@@ -1304,7 +1587,7 @@ def train_epoch(cnp.ndarray spec not None,     # IN     network description (see
                         sequential, batch_size, <const double*> cnp.PyArray_DATA(hyper),
                         cnp.PyArray_DIMS(hyper)[0], steps_done, score,
                         <float*> cnp.PyArray_DATA(work), cnp.PyArray_DIMS(work)[0],
-                        blas_one_thread)
+                        blas_one_thread, team_size)
     return epoch_of(<const Py_ssize_t*> cnp.PyArray_DATA(spec),
                     <double*> cnp.PyArray_DATA(params), <double*> cnp.PyArray_DATA(state),
                     n_params, <const double*> cnp.PyArray_DATA(X), cnp.PyArray_DIMS(X)[0],
@@ -1314,7 +1597,7 @@ def train_epoch(cnp.ndarray spec not None,     # IN     network description (see
                     sequential, batch_size, <const double*> cnp.PyArray_DATA(hyper),
                     cnp.PyArray_DIMS(hyper)[0], steps_done, score,
                     <double*> cnp.PyArray_DATA(work), cnp.PyArray_DIMS(work)[0],
-                    blas_one_thread)
+                    blas_one_thread, team_size)
 
 
 cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
@@ -1323,7 +1606,7 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
                     const Py_ssize_t* order, Py_ssize_t n, bint sequential,
                     Py_ssize_t batch_size, const double* hyper, Py_ssize_t n_hyper,
                     Py_ssize_t steps_done, int score, floating* work, Py_ssize_t work_len,
-                    bint blas_one_thread):
+                    bint blas_one_thread, int team_size):
     """train_epoch on its arrays' data (X and Y row-major, state two rows of n_params).
 
     Mini-batch plain SGD without momentum takes the first layer's two products (the forward
@@ -1331,7 +1614,11 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
     built, BLAS runs one thread (blas_one_thread, from the Python layer; with more, BLAS's
     split over them is faster) and W^(1) fits OWN_GEMM_MAX_BYTES. own_gemm reads W^(1)
     transposed, so the call holds it so in the workspace (W1T) and writes it back to params at
-    the end."""
+    the end.
+
+    With team_size > 1 (from the Python layer, which then holds BLAS at one thread), mini-batch
+    plain SGD and momentum of a network with a hidden layer run over a team of that many
+    threads (train_by_team), if it starts."""
     cdef Layout net = make_layout(spec)
     cdef Py_ssize_t start, m, r, s, t = steps_done
     cdef Py_ssize_t n_in = net.n_in, n_out = net.n_out
@@ -1345,6 +1632,8 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
     cdef bint weighted = n_weights > 0
     if batch_size < 1:
         raise ValueError("train_epoch: batch_size must be at least 1")
+    if team_size < 1 or team_size > CBP_TEAM_MAX:
+        raise ValueError(f"train_epoch: team_size must be 1 to {CBP_TEAM_MAX}")
     if work_len < workspace_of(spec, batch_size, n, sequential):
         raise ValueError("train_epoch: work is smaller than workspace_size()")
     if sequential and n > 0:
@@ -1427,6 +1716,11 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
                 total += online_step(&net, &st, params, s0, s1, X + r * n_in, Y + r * n_out,
                                      weights[r] if weighted else 1, H, Z, D, score,
                                      &correct, plain, x_next)
+        elif (team_size > 1 and net.n_layers > 1 and folds_into_gemm(&st)
+              and train_by_team(&net, team_size, params, s0, eta, mu, X, Y,
+                                weights if weighted else NULL, order, n, B, gather, XB, YB,
+                                WB, H, D, Z, score, &total, &correct, &rows_finite)):
+            pass
         else:
             if not folds_into_gemm(&st):
                 memset(G, 0, net.n_params * sizeof(floating))   # bias rows read G with beta 0

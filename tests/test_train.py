@@ -498,16 +498,18 @@ def test_own_gemm_is_built_at_the_avx512_level():
         assert cpu_features()["AVX512F"]
 
 
-def sgd_epoch(net, X, Y, order, batch_size, blas_one_thread, lr=0.1):
-    """One direct train_epoch call of plain SGD: (loss sum, correct, rows finite)."""
+def sgd_epoch(net, X, Y, order, batch_size, blas_one_thread, lr=0.1, momentum=0.0, team=1,
+              weights=None):
+    """One direct train_epoch call of SGD: (loss sum, correct, rows finite)."""
     from cbackprop._dispatch import train_kernels
-    hyper = cbackprop.optimizers.make_optimizer("sgd", 0.0, False, net.dtype).hyper(lr, 0.0)
+    hyper = cbackprop.optimizers.make_optimizer("sgd", momentum, False, net.dtype).hyper(lr, 0.0)
     sequential = bool(np.array_equal(order, np.arange(len(order)) + order[0]))
     work = np.empty(train_kernels.workspace_size(net._spec, batch_size, len(order), sequential),
                     net.dtype)
-    return train_kernels.train_epoch(net._spec, net._params, net._state, X, Y,
-                                     np.empty(0, net.dtype), order, sequential, batch_size,
-                                     hyper, net._steps, 1, work, blas_one_thread)
+    weights = np.empty(0, net.dtype) if weights is None else weights
+    return train_kernels.train_epoch(net._spec, net._params, net._state, X, Y, weights, order,
+                                     sequential, batch_size, hyper, net._steps, 1, work,
+                                     blas_one_thread, team)
 
 
 @pytest.mark.parametrize("sizes", OWN_GEMM_SHAPES, ids=lambda s: "-".join(map(str, s)))
@@ -603,3 +605,106 @@ def test_own_gemm_is_taken_only_while_w1_fits_its_size_limit():
         sgd_epoch(blas, X, Y, np.arange(32, dtype=np.intp), 16, False)
         assert np.array_equal(own.get_params(), blas.get_params()) != taken
         assert_close(own.get_params(), blas.get_params(), np.float32)
+
+
+# A team of threads (src/_train.pyx train_by_team) splits each hidden layer's units over its
+# members in blocks of 16, the output layer all member 0's: hidden widths below, at and past
+# a block, and teams with more members than blocks (members that own no unit); several hidden
+# layers; a short last batch; gathered rows or slices; momentum; sample weights; softmax.
+TEAM_SHAPES = [[20, 40, 3], [30, 16, 1], [9, 17, 33, 5, 2], [5, 100, 70, 4]]
+
+
+@pytest.mark.parametrize("sizes", TEAM_SHAPES, ids=lambda s: "-".join(map(str, s)))
+@pytest.mark.parametrize("team", [2, 3])
+@pytest.mark.parametrize("batch_size, n", [(8, 40), (9, 31), (64, 150)])
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_team_epochs_match_one_thread_and_reference(sizes, team, batch_size, n, shuffle,
+                                                    momentum, dtype):
+    out = "softmax" if sizes[-1] > 1 else "sigmoid"
+    net, X, Y, W, b, acts = make_case(sizes, "tanh", out, "mse", dtype, n=n)
+    order = (np.random.default_rng(3).permutation(n) if shuffle else np.arange(n)).astype(np.intp)
+    weights = np.random.default_rng(4).uniform(0.5, 2, n).astype(dtype) if shuffle else None
+    alone = copy.deepcopy(net)
+    velocities = [np.zeros_like(p) for p in W + b]
+    for epoch in range(2):
+        got = sgd_epoch(net, X, Y, order, batch_size, False, 0.1, momentum, team, weights)
+        expected = sgd_epoch(alone, X, Y, order, batch_size, False, 0.1, momentum, 1, weights)
+        ref_loss = reference.train_epoch(W, b, acts, "mse", X, Y, 0.1, batch_size, momentum,
+                                         velocities, order, sample_weight=weights)
+        assert got[2] is True
+        if dtype == np.float64:
+            assert got[1] == expected[1]
+        assert_close(got[0], expected[0], dtype)
+        assert_close(got[0] / n, ref_loss, dtype)
+        assert_close(net.get_params(), alone.get_params(), dtype)
+        assert_params_match(net, W, b, dtype)
+        assert_close(net._state, alone._state, dtype)       # momentum's velocities
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_team_stops_at_a_non_finite_batch_with_the_steps_before_it_taken(shuffle, dtype):
+    # every member sees the bad rows (each checks its share) and stops before its first step
+    net, X, Y, *_ = make_case([20, 40, 3], "sigmoid", "sigmoid", "mse", dtype, n=60)
+    order = (np.random.default_rng(3).permutation(60) if shuffle else np.arange(60)).astype(np.intp)
+    X[order[35], 4] = np.nan                         # in the fifth batch of 8, its last rows
+    four = copy.deepcopy(net)
+    assert sgd_epoch(net, X, Y, order, 8, False, team=2)[2] is False
+    assert sgd_epoch(four, X, Y, order[:32], 8, False, team=2)[2] is True
+    np.testing.assert_array_equal(net.get_params(), four.get_params())
+    X[order[35], 4] = 0.5
+    assert sgd_epoch(net, X, Y, order, 8, False, team=2)[2] is True
+    assert np.isfinite(net.get_params()).all()
+
+
+@pytest.mark.parametrize("team_size", [0, -1, 65])
+def test_train_epoch_refuses_a_team_size_out_of_range(team_size):
+    net, X, Y, *_ = make_case([20, 40, 3], "sigmoid", "sigmoid", "mse", np.float64, n=16)
+    before = net.get_params()
+    with pytest.raises(ValueError, match="team_size must be 1 to 64"):
+        sgd_epoch(net, X, Y, np.arange(16, dtype=np.intp), 8, False, team=team_size)
+    np.testing.assert_array_equal(net.get_params(), before)
+
+
+def test_team_size_follows_the_threads_and_the_widest_hidden_layer(monkeypatch):
+    from cbackprop._threads import team_size
+    monkeypatch.setenv("CBACKPROP_NUM_THREADS", "2")
+    assert team_size([784, 512, 512, 10]) == 2
+    assert team_size([784, 16, 10]) == 1            # one block of 16 units
+    assert team_size([784, 17, 10]) == 2
+    assert team_size([784, 10]) == 1                # no hidden layer
+    monkeypatch.setenv("CBACKPROP_NUM_THREADS", "100")
+    assert team_size([784, 4096, 10]) == 64
+    monkeypatch.setenv("CBACKPROP_NUM_THREADS", "1")
+    assert team_size([784, 512, 512, 10]) == 1
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_train_takes_the_team_for_a_large_network_when_it_may_run_threads(monkeypatch,
+                                                                          momentum, dtype):
+    # 784-512-10 at batch 64: 25.7M multiply-adds in the first layer's gemm, past TEAM_GEMM;
+    # BLAS gets its thread count back afterwards
+    from threadpoolctl import threadpool_limits
+    from cbackprop._threads import TEAM_GEMM, blas_threads
+    assert 64 * 784 * 512 >= TEAM_GEMM
+    net, X, Y, *_ = make_case([784, 512, 10], "sigmoid", "sigmoid", "mse", dtype, n=130)
+    order = np.arange(130, dtype=np.intp)
+    for threads in (2, 1):
+        monkeypatch.setenv("CBACKPROP_NUM_THREADS", str(threads))
+        blas_before = blas_threads()
+        trained, direct = copy.deepcopy(net), copy.deepcopy(net)
+        trained.train(X, Y, epochs=1, lr=0.1, batch_size=64, momentum=momentum, shuffle=False)
+        assert blas_threads() == blas_before
+        # (the team's members call BLAS with one thread, which train() sets for the call)
+        with threadpool_limits(limits=1 if threads > 1 else blas_before):
+            sgd_epoch(direct, X, Y, order, 64, blas_before == 1 and threads == 1, 0.1,
+                      momentum, threads)
+        np.testing.assert_array_equal(trained.get_params(), direct.get_params())
+    # Adam does not fold its step into the gemms: no team
+    monkeypatch.setenv("CBACKPROP_NUM_THREADS", "2")
+    adam = copy.deepcopy(net)
+    adam.train(X, Y, epochs=1, lr=0.01, batch_size=64, optimizer="adam", shuffle=False)
+    assert np.isfinite(adam.get_params()).all()
