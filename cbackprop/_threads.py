@@ -103,31 +103,54 @@ def blas_threads():
     return max(lib.num_threads for lib in blas.lib_controllers)
 
 
-def team_size(sizes):
+# A team's partial products take 2 * members * batch * widest hidden layer values (see
+# src/_train.pyx train_by_team), allocated per call: members are capped to keep them under this.
+TEAM_PARTIALS_BYTES = 256 << 20
+
+
+def team_size(sizes, batch_size=1, blas=None):
     """Threads for a mini-batch team (src/_train.pyx train_by_team) on a network of these
-    layer sizes: ``num_threads()``, at most one per 16 units of its widest hidden layer (what
-    a member owns at the least) and at most 64; 1 when it has no hidden layer."""
-    blocks = max((-(-units // 16) for units in sizes[1:-1]), default=0)
-    return max(1, min(num_threads(), blocks, 64))
+    layer sizes: ``num_threads()``, but no more than the CPUs this process may run on, than
+    ``blas`` (the BLAS threads it replaces, when given), than one per 16 units of its widest
+    hidden layer (what a member owns at the least), than 64, or than keep its partial
+    products (float64) under TEAM_PARTIALS_BYTES; 1 when it has no hidden layer."""
+    hidden = sizes[1:-1]
+    if not hidden:
+        return 1
+    blocks = max(-(-units // 16) for units in hidden)
+    partials = TEAM_PARTIALS_BYTES // (2 * batch_size * max(hidden) * 8)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:          # pragma: no cover - not on Linux
+        cpus = os.cpu_count() or 1
+    limits = [num_threads(), cpus, blocks, 64, partials]
+    if blas is not None:
+        limits.append(blas)
+    return max(1, min(limits))
 
 
 class training_threads:
     """Context manager around one train() call: one BLAS thread when that pays (see above).
 
-    A large network's (TEAM_GEMM) mini-batch plain SGD or momentum (``folds``) runs over a
-    team of ``team`` threads of cbackprop's own, each calling BLAS with one thread, when this
-    is the only training running and cbackprop may run several threads: BLAS goes to one
-    thread for the call and gets its count back afterwards, as in over_rows. ``team`` is 1
-    otherwise.
+    A large network's mini-batch plain SGD or momentum (``folds``; a hidden layer's gemm of
+    TEAM_GEMM multiply-adds or more a batch) runs over a team of ``team`` threads of
+    cbackprop's own, each calling BLAS with one thread, when this is the only training
+    running and BLAS and cbackprop may both run several threads (team_size): BLAS goes to
+    one thread for the call and gets its count back afterwards, as in over_rows. If BLAS
+    cannot be lowered (threadpoolctl lets only the thread that first changed OpenBLAS's
+    count change it again), there is no team. ``team`` is 1 otherwise.
     """
 
     def __init__(self, sizes, rows_per_gemm, folds=False):
         # rows_per_gemm = 1: online training, matrix-vector loops of our own, no BLAS at all
         self.uses_blas = rows_per_gemm > 1
-        largest = rows_per_gemm * max(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-        self.small = self.uses_blas and largest < SMALL_GEMM
-        self.wants_team = self.uses_blas and folds and largest >= TEAM_GEMM
+        products = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+        self.small = self.uses_blas and rows_per_gemm * max(products) < SMALL_GEMM
+        # (the hidden layers' products: the output layer's is member 0's alone, on one thread)
+        self.wants_team = (self.uses_blas and folds and len(products) > 1
+                           and rows_per_gemm * max(products[:-1]) >= TEAM_GEMM)
         self.sizes = sizes
+        self.rows = rows_per_gemm
         self.team = 1
 
     def __enter__(self):
@@ -139,9 +162,18 @@ class training_threads:
             if self.small or _active > 1:
                 _hold_one_thread()
             elif self.wants_team:
-                self.team = team_size(self.sizes)
+                self.team = team_size(self.sizes, self.rows, blas_threads())
         if self.team > 1:
-            _lower_for_split()
+            try:
+                _lower_for_split()
+            except BaseException:
+                self.team = 1
+                self.__exit__()
+                raise
+            if blas_threads() != 1:
+                # another thread owns OpenBLAS's count: members would each run its threads
+                _restore_after_split()
+                self.team = 1
         return self
 
     def __exit__(self, *exc):

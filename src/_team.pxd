@@ -5,7 +5,7 @@
 # fork or shared between two calls running at once. Starting and joining a thread costs some
 # tens of microseconds, against the tens of milliseconds of a mini-batch call that uses a team.
 # Between barriers a member works some tens of microseconds, less than a sleep and a wake-up
-# cost, so the barrier spins (with `pause`), yielding the core only after a while, in case the
+# cost, so the barrier spins (with `pause`), yielding the core after about as long, in case the
 # team has more members than the machine has free cores. Where there are no POSIX threads
 # (Windows), team_run starts nothing and returns 0, and the caller runs its one-thread path.
 cdef extern from *:
@@ -40,8 +40,10 @@ cdef extern from *:
     #else
     #define CBP_PAUSE() ((void) 0)
     #endif
-    /* pauses before a waiting member yields its core: some hundreds of microseconds */
-    #define CBP_SPINS 20000
+    /* pauses before a waiting member yields its core, some tens of microseconds: about a
+       member's work between two barriers. A team of more members than free cores (another
+       training started meanwhile) then yields instead of spinning through others' slices. */
+    #define CBP_SPINS 2000
 
     /* Returns once all b->size members have called it; what each wrote before its call is
        seen by all after theirs (the last to arrive releases the round, the others acquire
@@ -81,8 +83,10 @@ cdef extern from *:
 
     /* Runs fn(ctx, k) for k = 0 .. size - 1 at once, k = 0 on the calling thread, and returns
        1 when all have returned. Returns 0 without running fn when size is out of range or a
-       thread cannot be started. The members' threads block every signal: Python's handlers
-       run on its main thread, which sees the signal's flag when the call returns. */
+       thread cannot be started. The members' threads block every asynchronous signal:
+       Python's handlers run on its main thread, which sees the signal's flag when the call
+       returns. (A fault in a member is still its own: SIGSEGV and the like stay unblocked,
+       so faulthandler reports it.) */
     static int cbp_team_run(int size, cbp_team_fn fn, void *ctx) {
         pthread_t threads[CBP_TEAM_MAX];
         cbp_member members[CBP_TEAM_MAX];
@@ -91,6 +95,12 @@ cdef extern from *:
         if (size < 1 || size > CBP_TEAM_MAX)
             return 0;
         sigfillset(&all);
+        sigdelset(&all, SIGSEGV);
+        sigdelset(&all, SIGBUS);
+        sigdelset(&all, SIGFPE);
+        sigdelset(&all, SIGILL);
+        sigdelset(&all, SIGABRT);
+        sigdelset(&all, SIGTRAP);
         pthread_sigmask(SIG_BLOCK, &all, &old);
         for (k = 1; k < size; k++) {
             members[k].fn = fn;

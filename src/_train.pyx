@@ -1279,7 +1279,7 @@ ctypedef struct Team:
     void* D
     void* Z
     void* P                     # 2 * size blocks of p_len: the members' partial products, of
-    Py_ssize_t p_len            # odd layers in the first size blocks, of even ones after
+    Py_ssize_t p_len            # layers 0, 2, ... in the first size blocks, 1, 3, ... after
     int score
     cbp_barrier barrier
     bint bad[64]                # member k found a non-finite value in its rows of the batch

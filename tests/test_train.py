@@ -643,18 +643,21 @@ def test_team_epochs_match_one_thread_and_reference(sizes, team, batch_size, n, 
         assert_close(net._state, alone._state, dtype)       # momentum's velocities
 
 
+@pytest.mark.parametrize("row", [33, 38])
 @pytest.mark.parametrize("shuffle", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_team_stops_at_a_non_finite_batch_with_the_steps_before_it_taken(shuffle, dtype):
-    # every member sees the bad rows (each checks its share) and stops before its first step
+def test_team_stops_at_a_non_finite_batch_with_the_steps_before_it_taken(row, shuffle, dtype):
+    # each member checks its share of a batch's rows (of 8 with two members: rows 0-3 and
+    # 4-7) and all stop before their first step if any found one: row 33 is member 0's,
+    # row 38 member 1's, in the fifth batch
     net, X, Y, *_ = make_case([20, 40, 3], "sigmoid", "sigmoid", "mse", dtype, n=60)
     order = (np.random.default_rng(3).permutation(60) if shuffle else np.arange(60)).astype(np.intp)
-    X[order[35], 4] = np.nan                         # in the fifth batch of 8, its last rows
+    X[order[row], 4] = np.nan
     four = copy.deepcopy(net)
     assert sgd_epoch(net, X, Y, order, 8, False, team=2)[2] is False
     assert sgd_epoch(four, X, Y, order[:32], 8, False, team=2)[2] is True
     np.testing.assert_array_equal(net.get_params(), four.get_params())
-    X[order[35], 4] = 0.5
+    X[order[row], 4] = 0.5
     assert sgd_epoch(net, X, Y, order, 8, False, team=2)[2] is True
     assert np.isfinite(net.get_params()).all()
 
@@ -668,15 +671,23 @@ def test_train_epoch_refuses_a_team_size_out_of_range(team_size):
     np.testing.assert_array_equal(net.get_params(), before)
 
 
-def test_team_size_follows_the_threads_and_the_widest_hidden_layer(monkeypatch):
+def test_team_size_follows_the_threads_the_cpus_blas_and_the_widest_hidden_layer(monkeypatch):
+    import os
     from cbackprop._threads import team_size
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(100)), raising=False)
     monkeypatch.setenv("CBACKPROP_NUM_THREADS", "2")
     assert team_size([784, 512, 512, 10]) == 2
+    assert team_size([784, 512, 512, 10], 128, blas=1) == 1       # BLAS held at one thread
     assert team_size([784, 16, 10]) == 1            # one block of 16 units
     assert team_size([784, 17, 10]) == 2
     assert team_size([784, 10]) == 1                # no hidden layer
     monkeypatch.setenv("CBACKPROP_NUM_THREADS", "100")
     assert team_size([784, 4096, 10]) == 64
+    assert team_size([784, 4096, 10], 128, blas=8) == 8
+    # partial products of 2 * members * 2048 rows * 4096 units in float64 within 256 MB
+    assert team_size([784, 4096, 10], 2048) == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert team_size([784, 4096, 10]) == 3          # the CPUs this process may run on
     monkeypatch.setenv("CBACKPROP_NUM_THREADS", "1")
     assert team_size([784, 512, 512, 10]) == 1
 
@@ -685,26 +696,47 @@ def test_team_size_follows_the_threads_and_the_widest_hidden_layer(monkeypatch):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_train_takes_the_team_for_a_large_network_when_it_may_run_threads(monkeypatch,
                                                                           momentum, dtype):
-    # 784-512-10 at batch 64: 25.7M multiply-adds in the first layer's gemm, past TEAM_GEMM;
-    # BLAS gets its thread count back afterwards
+    # 784-512-10 at batch 64: 25.7M multiply-adds in the hidden layer's gemm, past TEAM_GEMM.
+    # train() passes the team to the kernel with BLAS lowered to one thread for the call,
+    # and BLAS gets its count back afterwards; not with CBACKPROP_NUM_THREADS=1, not when
+    # BLAS is held at one thread, not for Adam.
     from threadpoolctl import threadpool_limits
+    import cbackprop.train as train_module
     from cbackprop._threads import TEAM_GEMM, blas_threads
     assert 64 * 784 * 512 >= TEAM_GEMM
+    kernels = train_module._train
+    seen = []
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(kernels, name)
+
+        def train_epoch(self, *args):
+            seen.append((args[-1], blas_threads()))
+            return kernels.train_epoch(*args)
+
+    monkeypatch.setattr(train_module, "_train", Spy())
     net, X, Y, *_ = make_case([784, 512, 10], "sigmoid", "sigmoid", "mse", dtype, n=130)
     order = np.arange(130, dtype=np.intp)
-    for threads in (2, 1):
+    for threads, blas, team in ((2, 2, 2), (1, 2, 1), (2, 1, 1)):
         monkeypatch.setenv("CBACKPROP_NUM_THREADS", str(threads))
-        blas_before = blas_threads()
-        trained, direct = copy.deepcopy(net), copy.deepcopy(net)
-        trained.train(X, Y, epochs=1, lr=0.1, batch_size=64, momentum=momentum, shuffle=False)
-        assert blas_threads() == blas_before
-        # (the team's members call BLAS with one thread, which train() sets for the call)
-        with threadpool_limits(limits=1 if threads > 1 else blas_before):
-            sgd_epoch(direct, X, Y, order, 64, blas_before == 1 and threads == 1, 0.1,
-                      momentum, threads)
-        np.testing.assert_array_equal(trained.get_params(), direct.get_params())
-    # Adam does not fold its step into the gemms: no team
+        with threadpool_limits(limits=blas):
+            if blas_threads() != blas:
+                continue                              # (BLAS's count is not ours to set)
+            seen.clear()
+            trained, direct = copy.deepcopy(net), copy.deepcopy(net)
+            trained.train(X, Y, epochs=1, lr=0.1, batch_size=64, momentum=momentum,
+                          shuffle=False)
+            assert seen and all(call == (team, 1 if team > 1 else blas) for call in seen)
+            assert blas_threads() == blas
+            # (the team's members call BLAS with one thread, as train() sets it)
+            with threadpool_limits(limits=1 if team > 1 else blas):
+                sgd_epoch(direct, X, Y, order, 64, train_module._train.OWN_GEMM and
+                          blas_threads() == 1, 0.1, momentum, team)
+            np.testing.assert_array_equal(trained.get_params(), direct.get_params())
     monkeypatch.setenv("CBACKPROP_NUM_THREADS", "2")
-    adam = copy.deepcopy(net)
-    adam.train(X, Y, epochs=1, lr=0.01, batch_size=64, optimizer="adam", shuffle=False)
-    assert np.isfinite(adam.get_params()).all()
+    with threadpool_limits(limits=2):
+        seen.clear()
+        copy.deepcopy(net).train(X, Y, epochs=1, lr=0.01, batch_size=64, optimizer="adam",
+                                 shuffle=False)
+        assert seen and all(call[0] == 1 for call in seen)     # Adam: no team
