@@ -35,6 +35,11 @@ Method:
   gradient) + 2 (delta propagation, every weight layer but the first);
   inference 2 per weight.  Biases and activations are not counted.  %peak is
   against numpy matmul on 2048x2048 with the same dtype and thread count.
+* The header gives the round trip of one cache line between the first two
+  CPUs (benchmarks/_core_probe.c) at the start and the end of the run: on the
+  2-core development VM it moved between about 80-140 ns and 380-490 ns within
+  minutes, and every contender's 2-thread rows with large gemms (W) were about
+  a quarter slower with the larger figure.
 * lr is float32(0.1) = 0.10000000149011612 for everyone, because FANN stores
   its learning rate as a C float even in doublefann.
 """
@@ -323,6 +328,47 @@ def measure_peaks(threads_list, dtypes, size=2048, reps=3):
     return peaks
 
 
+def cores_round_trip(rounds=200000):
+    """Nanoseconds for one cache line's round trip between the first two CPUs this process may
+    run on (benchmarks/_core_probe.c, compiled here with gcc), or None where that cannot be
+    measured (one CPU, no compiler, not Linux)."""
+    import ctypes
+    import hashlib
+    import shutil
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return None
+    if len(cpus) < 2:
+        return None
+    src = os.path.join(HERE, "_core_probe.c")
+    try:
+        with open(src, "rb") as fh:
+            digest = hashlib.sha1(fh.read()).hexdigest()[:10]
+        out_dir = os.path.join(HERE, "contenders", "_build")
+        out = os.path.join(out_dir, "core_probe_%s.so" % digest)
+        if not os.path.exists(out):
+            cc = shutil.which("gcc") or shutil.which("cc")
+            if cc is None:
+                return None
+            os.makedirs(out_dir, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
+            os.close(fd)
+            res = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-pthread", "-o", tmp, src],
+                                 capture_output=True, text=True)
+            if res.returncode != 0:
+                os.unlink(tmp)
+                return None
+            os.replace(tmp, out)
+        probe = ctypes.CDLL(out).round_trip_ns
+        probe.restype = ctypes.c_double
+        probe.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        ns = probe(cpus[0], cpus[1], rounds)
+    except OSError:
+        return None
+    return ns if ns > 0 else None
+
+
 def busy_jiffies():
     """Busy CPU time of the whole machine so far, in clock ticks (None off Linux)."""
     try:
@@ -434,6 +480,7 @@ def run(args):
 
     rows, notes = [], []
     peaks = measure_peaks(args.threads, args.dtypes, reps=2 if args.quick else 3)
+    round_trips = [cores_round_trip()]
     try:
         for wl in args.rows:
             sizes, batch, n_full, n_quick = WORKLOADS[wl]
@@ -511,7 +558,8 @@ def run(args):
     finally:
         for w in pool.values():
             w.close()
-    return rows, notes, versions, peaks
+    round_trips.append(cores_round_trip())
+    return rows, notes, versions, peaks, round_trips
 
 
 # --------------------------------------------------------------------------
@@ -590,7 +638,7 @@ def table(rows, markdown):
     return lines, reasons
 
 
-def header(args, versions, peaks, markdown):
+def header(args, versions, peaks, round_trips, markdown):
     from contenders import numpy_ref
     out = []
     p = (lambda s: out.append("- " + s)) if markdown else (lambda s: out.append(s))
@@ -607,6 +655,11 @@ def header(args, versions, peaks, markdown):
     p("versions: " + "; ".join("%s %s" % (k, v or "n/a") for k, v in versions.items()))
     p("gemm peak (numpy matmul 2048^2): " + ", ".join(
         "%s %dT %.1f GFLOP/s" % (dt, th, v) for (dt, th), v in sorted(peaks.items())))
+    if None not in round_trips:
+        # (benchmarks/_core_probe.c: on the 2-core development VM 76-141 ns at some moments,
+        # 380-490 at others, and 2-thread rows with large gemms a quarter slower with it)
+        p("cores' round trip (one cache line between the first two CPUs): %.0f ns at the "
+          "start, %.0f ns at the end" % tuple(round_trips))
     wl = []
     for name in args.rows:
         sizes, batch, n_full, n_quick = WORKLOADS[name]
@@ -670,12 +723,12 @@ def main(argv=None):
     if args.fallback_reference:
         os.environ["CBP_FALLBACK_REFERENCE"] = "1"
     j0, c0, w0 = busy_jiffies(), own_cpu_seconds(), time.time()
-    rows, notes, versions, peaks = run(args)
+    rows, notes, versions, peaks, round_trips = run(args)
     load = None
     if j0 is not None:
         other = (busy_jiffies() - j0) / os.sysconf("SC_CLK_TCK") - (own_cpu_seconds() - c0)
         load = max(0.0, other) / (time.time() - w0)  # cores kept busy by other processes
-    out = header(args, versions, peaks, args.markdown)
+    out = header(args, versions, peaks, round_trips, args.markdown)
     if load is not None:
         msg = "other processes kept %.2f of %d cores busy during the run" % (load, os.cpu_count() or 0)
         if load > 0.1:
