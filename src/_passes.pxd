@@ -82,6 +82,43 @@ cdef inline void forward_sample(const Layout* net, const floating* params,
         h_in = h_out
 
 
+cdef inline void activate_block(int code, floating* H, Py_ssize_t m,
+                                Py_ssize_t n_units) noexcept nogil:
+    """H := f(H) for a block of m rows of n_units: softmax row by row, any element-wise
+    activation over the block as one long vector, so the loop has one tail instead of one per
+    row (a 10-unit row is all tail for a 16-lane float32 vector)."""
+    cdef Py_ssize_t r
+    if code == SOFTMAX:
+        for r in range(m):
+            activate(code, H + r * n_units, n_units)
+    else:
+        activate(code, H, m * n_units, n_units)
+
+
+cdef inline void step_biases(const Layout* net, floating* params, floating* target,
+                             Py_ssize_t layer, const floating* D_out, Py_ssize_t m,
+                             floating alpha, floating beta, bint add_target, Py_ssize_t u0,
+                             Py_ssize_t u1) noexcept nogil:
+    """Units [u0, u1) of layer's output, after the gemm that steps target's W rows:
+    target_b := alpha * sum_rows D_out + beta * target_b (D_out is (m, n_out)), then with
+    add_target params' W rows and b of those units += target's (momentum)."""
+    cdef Py_ssize_t i, j, r, n_in = net.sizes[layer], n_out = net.sizes[layer + 1]
+    cdef Py_ssize_t w_off = net.w_off[layer], b_off = net.b_off[layer]
+    cdef floating* tb = target + b_off
+    # row by row so the inner loop is contiguous and vectorises (beta = 0 never reads
+    # target_b, which may be uninitialised)
+    for i in range(u0, u1):
+        tb[i] = 0 if beta == 0 else beta * tb[i]
+    for r in range(m):
+        for i in range(u0, u1):
+            tb[i] += alpha * D_out[r * n_out + i]
+    if add_target:
+        for j in range(u0 * n_in, u1 * n_in):
+            params[w_off + j] += target[w_off + j]
+        for i in range(u0, u1):
+            params[b_off + i] += target[b_off + i]
+
+
 cdef inline void forward_block(const Layout* net, const floating* params, const floating* X,
                                int m, floating* H, floating* Z_out,
                                const floating* WT=NULL, int own_layers=0) noexcept nogil:
@@ -114,14 +151,7 @@ cdef inline void forward_block(const Layout* net, const floating* params, const 
                  params + net.w_off[layer], <int> n_in, 1, H_out, <int> n_out)
         if layer == net.n_layers - 1:
             memcpy(Z_out, H_out, m * n_out * sizeof(floating))
-        code = <int> net.codes[layer]
-        if code == SOFTMAX:
-            for r in range(m):
-                activate(code, H_out + r * n_out, n_out)
-        else:
-            # element-wise: the block as one long vector, so the loop has one tail instead
-            # of one per row (a 10-unit row is all tail for a 16-lane float32 vector)
-            activate(code, H_out, m * n_out, n_out)
+        activate_block(<int> net.codes[layer], H_out, m, n_out)
         H_in = H_out
 
 
@@ -221,17 +251,14 @@ cdef inline void backward_block(const Layout* net, floating* params, const float
     layer's step W^(1)T += alpha H^(1)T D^(2) by own_gemm (_blas.pxd) in place of target's W^(1)
     (for plain SGD: target = params, beta = 1, add_target False).
     """
-    cdef Py_ssize_t layer, i, j, r, n_in, n_out, w_off, b_off
+    cdef Py_ssize_t layer, n_in, n_out, w_off
     cdef const floating* H_in
     cdef const floating* D_out
     cdef floating* D_in
-    cdef floating* tb
-    cdef floating total
     for layer in range(net.n_layers - 1, -1, -1):
         n_in = net.sizes[layer]
         n_out = net.sizes[layer + 1]
         w_off = net.w_off[layer]
-        b_off = net.b_off[layer]
         D_out = D + m * net.unit_off[layer]
         if layer == 0:
             H_in = X
@@ -246,16 +273,4 @@ cdef inline void backward_block(const Layout* net, floating* params, const float
         else:
             gemm(c'T', c'N', <int> n_out, <int> n_in, m, alpha, D_out, <int> n_out,
                  H_in, <int> n_in, beta, target + w_off, <int> n_in)
-        # target_b := alpha * sum_rows D + beta * target_b, row by row so the inner loop is
-        # contiguous and vectorises (beta = 0 never reads target_b, which may be uninitialised)
-        tb = target + b_off
-        for i in range(n_out):
-            tb[i] = 0 if beta == 0 else beta * tb[i]
-        for r in range(m):
-            for i in range(n_out):
-                tb[i] += alpha * D_out[r * n_out + i]
-        if add_target:
-            for j in range(n_out * n_in):
-                params[w_off + j] += target[w_off + j]
-            for i in range(n_out):
-                params[b_off + i] += target[b_off + i]
+        step_biases(net, params, target, layer, D_out, m, alpha, beta, add_target, 0, n_out)

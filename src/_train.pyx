@@ -37,7 +37,8 @@ from _optim cimport (Step, make_step, apply_update, update_row, SGD, ADAM, RPROP
 from _blas cimport (gemm, dot, matvec, CBACKPROP_OWN_GEMM, CBACKPROP_PLAIN_C_BUILD,
                    OWN_GEMM_MAX_BYTES, transpose)
 from _passes cimport (Layout, make_layout, forward_sample, forward_block, is_correct,
-                      loss_and_delta_block, backward_block, SCORE_NONE, SCORE_THRESHOLD)
+                      loss_and_delta_block, backward_block, activate_block, step_biases,
+                      SCORE_NONE, SCORE_THRESHOLD)
 from _arrays cimport check_array, finite_values, ANY_FLOAT
 from _team cimport cbp_barrier, cbp_barrier_init, cbp_barrier_wait, cbp_team_run, CBP_TEAM_MAX
 
@@ -1235,6 +1236,21 @@ cdef inline Py_ssize_t own_gemm_size(const Layout* net) noexcept nogil:
     return net.n_in * net.sizes[1] if CBACKPROP_OWN_GEMM else 0
 
 
+cdef inline void gather_rows(const floating* X, const floating* Y, const floating* weights,
+                             const Py_ssize_t* rows, Py_ssize_t s0, Py_ssize_t s1,
+                             Py_ssize_t n_in, Py_ssize_t n_out, floating* XB, floating* YB,
+                             floating* WB) noexcept nogil:
+    """Rows rows[s0:s1] of X, Y (and weights, unless NULL) into rows s0:s1 of a batch's
+    contiguous XB, YB, WB."""
+    cdef Py_ssize_t s, r
+    for s in range(s0, s1):
+        r = rows[s]
+        memcpy(XB + s * n_in, X + r * n_in, n_in * sizeof(floating))
+        memcpy(YB + s * n_out, Y + r * n_out, n_out * sizeof(floating))
+        if weights != NULL:
+            WB[s] = weights[r]
+
+
 cdef inline bint folds_into_gemm(const Step* st) noexcept nogil:
     """Plain SGD and classical momentum fold the update into the gradient's gemm (see
     backward_block); every other rule needs the gradient in a buffer first."""
@@ -1322,8 +1338,7 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
     cdef floating* D = <floating*> tm.D
     cdef floating* P = <floating*> tm.P
     cdef Py_ssize_t n_in = net.n_in, n_out = net.n_out, last = net.n_layers - 1
-    cdef Py_ssize_t start = 0, m, s, r, r0, r1, i, j, layer, u0, u1, nu, v0, v1, ni, no
-    cdef Py_ssize_t w_off, b_off
+    cdef Py_ssize_t start = 0, m, r, r0, r1, j, layer, u0, u1, nu, v0, v1, ni, no, w_off
     cdef const floating* Xb
     cdef const floating* Yb
     cdef const floating* Wb
@@ -1332,7 +1347,6 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
     cdef floating* H_out
     cdef floating* D_out
     cdef floating* D_in
-    cdef floating* tb
     cdef floating alpha, beta = <floating> tm.beta
     cdef int code, member
     cdef bint stop, owners
@@ -1343,12 +1357,7 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
         r1 = m * (k + 1) // tm.size
         Wb = NULL
         if tm.gather:
-            for s in range(r0, r1):
-                r = tm.order[start + s]
-                memcpy(XB + s * n_in, X + r * n_in, n_in * sizeof(floating))
-                memcpy(YB + s * n_out, Y + r * n_out, n_out * sizeof(floating))
-                if weights != NULL:
-                    WB[s] = weights[r]
+            gather_rows(X, Y, weights, tm.order + start, r0, r1, n_in, n_out, XB, YB, WB)
             Xb = XB
             Yb = YB
             if weights != NULL:
@@ -1386,11 +1395,7 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
                 if layer == last:
                     # member 0's, whole: as forward_block
                     memcpy(<floating*> tm.Z, H_out, m * no * sizeof(floating))
-                    if code == SOFTMAX:
-                        for r in range(m):
-                            activate(code, H_out + r * no, no)
-                    else:
-                        activate(code, H_out, m * no, no)
+                    activate_block(code, H_out, m, no)
                 else:
                     for r in range(m):
                         activate(code, H_out + r * no + u0, nu, no)
@@ -1405,7 +1410,6 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
             ni = net.sizes[layer]
             no = net.sizes[layer + 1]
             w_off = net.w_off[layer]
-            b_off = net.b_off[layer]
             D_out = D + m * net.unit_off[layer]
             H_in = Xb if layer == 0 else H + m * net.unit_off[layer - 1]
             owned_units(tm, layer, k, &u0, &u1)
@@ -1419,17 +1423,8 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
                          P + (k + tm.size * (layer % 2)) * tm.p_len, <int> ni)
                 gemm(c'T', c'N', <int> nu, <int> ni, <int> m, alpha, D_out + u0, <int> no,
                      H_in, <int> ni, beta, target + w_off + u0 * ni, <int> ni)
-                tb = target + b_off
-                for i in range(u0, u1):
-                    tb[i] = 0 if beta == 0 else beta * tb[i]
-                for r in range(m):
-                    for i in range(u0, u1):
-                        tb[i] += alpha * D_out[r * no + i]
-                if tm.add_target:
-                    for j in range(u0 * ni, u1 * ni):
-                        params[w_off + j] += target[w_off + j]
-                    for i in range(u0, u1):
-                        params[b_off + i] += target[b_off + i]
+                step_biases(net, params, target, layer, D_out, m, alpha, beta, tm.add_target,
+                            u0, u1)
             if layer > 0:
                 cbp_barrier_wait(&tm.barrier)
                 # D_in[:, own'] = sum of the partial products of the members owning units of
@@ -1738,12 +1733,8 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
                     if weighted:
                         Wb = weights + order[start]
                 else:
-                    for s in range(m):
-                        r = order[start + s]
-                        memcpy(XB + s * n_in, X + r * n_in, n_in * sizeof(floating))
-                        memcpy(YB + s * n_out, Y + r * n_out, n_out * sizeof(floating))
-                        if weighted:
-                            WB[s] = weights[r]
+                    gather_rows(X, Y, weights if weighted else NULL, order + start, 0, m,
+                                n_in, n_out, XB, YB, WB)
                     Xb = XB
                     Yb = YB
                     if weighted:
