@@ -333,33 +333,15 @@ def cores_round_trip(rounds=200000):
     run on (benchmarks/_core_probe.c, compiled here with gcc), or None where that cannot be
     measured (one CPU, no compiler, not Linux)."""
     import ctypes
-    import hashlib
-    import shutil
+    from contenders import build_c
     try:
         cpus = sorted(os.sched_getaffinity(0))
     except AttributeError:
         return None
     if len(cpus) < 2:
         return None
-    src = os.path.join(HERE, "_core_probe.c")
     try:
-        with open(src, "rb") as fh:
-            digest = hashlib.sha1(fh.read()).hexdigest()[:10]
-        out_dir = os.path.join(HERE, "contenders", "_build")
-        out = os.path.join(out_dir, "core_probe_%s.so" % digest)
-        if not os.path.exists(out):
-            cc = shutil.which("gcc") or shutil.which("cc")
-            if cc is None:
-                return None
-            os.makedirs(out_dir, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
-            os.close(fd)
-            res = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-pthread", "-o", tmp, src],
-                                 capture_output=True, text=True)
-            if res.returncode != 0:
-                os.unlink(tmp)
-                return None
-            os.replace(tmp, out)
+        out = build_c(os.path.join(HERE, "_core_probe.c"), "core_probe", ["-pthread"])
         probe = ctypes.CDLL(out).round_trip_ns
         probe.restype = ctypes.c_double
         probe.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]

@@ -21,9 +21,13 @@ worker process, so they can be).
 Heavy peers are imported lazily, inside these functions only.
 """
 
+import hashlib
 import importlib
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 
 CONTENDERS = [
     "numpy_ref",
@@ -41,6 +45,31 @@ REPO_ROOT = os.path.dirname(os.path.dirname(_HERE))
 
 def load(name):
     return importlib.import_module("contenders." + name)
+
+
+def build_c(src, name, args=(), hint=""):
+    """Path of ``src`` (a C file) compiled by gcc into a shared library, cached in
+    ``contenders/_build/`` (git-ignored) under ``name`` and the source's hash, so an edited
+    source is rebuilt. ``args``: more compiler arguments (libraries after the source).
+    Raises OSError when there is no compiler or it fails (``hint`` is added to the message)."""
+    with open(src, "rb") as fh:
+        digest = hashlib.sha1(fh.read() + repr(tuple(args)).encode()).hexdigest()[:10]
+    out_dir = os.path.join(_HERE, "_build")
+    out = os.path.join(out_dir, "%s_%s.so" % (name, digest))
+    if not os.path.exists(out):
+        os.makedirs(out_dir, exist_ok=True)
+        cc = shutil.which("gcc") or shutil.which("cc")
+        if cc is None:
+            raise OSError("no C compiler (gcc) found")
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
+        os.close(fd)
+        res = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", tmp, src] + list(args),
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            os.unlink(tmp)
+            raise OSError("gcc failed%s: %s" % (hint, res.stderr.strip()[-300:]))
+        os.replace(tmp, out)
+    return out
 
 
 def import_project(module="cbackprop"):

@@ -25,11 +25,8 @@ fann_get_connection_array every time a network is built.
 """
 
 import ctypes
-import hashlib
 import os
-import shutil
 import subprocess
-import tempfile
 
 NAME = "fann"
 SINGLE_THREADED = True
@@ -40,27 +37,10 @@ _LIBS = {}
 
 def _build(double):
     tag = "double" if double else "float"
-    with open(_SRC, "rb") as fh:
-        digest = hashlib.sha1(fh.read()).hexdigest()[:10]
-    out_dir = os.path.join(_HERE, "_build")
-    out = os.path.join(out_dir, "fannbench_%s_%s.so" % (tag, digest))
-    if not os.path.exists(out):
-        os.makedirs(out_dir, exist_ok=True)
-        cc = shutil.which("gcc") or shutil.which("cc")
-        if cc is None:
-            raise OSError("no C compiler (gcc) found")
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
-        os.close(fd)
-        cmd = [cc, "-O2", "-shared", "-fPIC", "-o", tmp, _SRC, "-l%sfann" % tag, "-lm"]
-        if double:
-            cmd.insert(1, "-DFB_DOUBLE")
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            os.unlink(tmp)
-            raise OSError("gcc failed (is libfann-dev installed? apt-get install -y "
-                          "libfann-dev): %s" % res.stderr.strip()[-300:])
-        os.replace(tmp, out)
-    return out
+    from contenders import build_c
+    return build_c(_SRC, "fannbench_" + tag,
+                   (["-DFB_DOUBLE"] if double else []) + ["-l%sfann" % tag, "-lm"],
+                   " (is libfann-dev installed? apt-get install -y libfann-dev)")
 
 
 def _lib(double):
