@@ -52,6 +52,22 @@ cdef inline int hold_transposed(const Layout* net, const floating* params, float
     return own
 
 
+# Calls of forward and loss_sum that took own_gemm for some layer (counted under the GIL):
+# whether it was taken cannot be told from the results, which may match BLAS's bit for bit.
+cdef Py_ssize_t own_gemm_calls = 0
+
+
+def own_gemm_call_count():
+    """How many forward and loss_sum calls so far took own_gemm for at least one layer."""
+    return own_gemm_calls
+
+
+cdef inline void count_own_gemm(int own):
+    global own_gemm_calls
+    if own:
+        own_gemm_calls += 1
+
+
 def forward(const Py_ssize_t[::1] spec,       # IN  network description (see _passes.pxd)
             const floating[::1] params,       # IN  all W and b
             const floating[:, ::1] X,         # IN  (n, n_in)
@@ -80,6 +96,7 @@ def forward(const Py_ssize_t[::1] spec,       # IN  network description (see _pa
             forward_block(&net, &params[0], &X[start, 0], <int> m, &H[0], &Z[0], &WT[0], own)
             memcpy(&out[start, 0], &H[m * net.unit_off[last]], m * n_out * sizeof(floating))
             start += m
+    count_own_gemm(own)
     return finite
 
 
@@ -106,6 +123,7 @@ def loss_sum(const Py_ssize_t[::1] spec,      # IN  network description
             total += loss_and_delta_block(&net, &H[0], &Z[0], &Y[start, 0], NULL, <int> m, NULL,
                                           SCORE_NONE, NULL)
             start += m
+    count_own_gemm(own)
     return total
 
 

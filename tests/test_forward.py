@@ -142,15 +142,15 @@ def test_forward_and_loss_by_own_gemm_match_reference(sizes, n, dtype):
 def test_forward_takes_own_gemm_when_allowed_from_64_rows(n, dtype):
     from cbackprop._dispatch import forward_kernels, train_kernels
     net, X, Y, W, b, acts = make_case([300, 128, 10], "sigmoid", "sigmoid", "mse", dtype, n=n)
-    outs = {}
+    taken = train_kernels.OWN_GEMM and n >= 64
+    outs, losses = {}, []
     for allowed in (True, False):
+        calls = forward_kernels.own_gemm_call_count()
         outs[allowed] = np.empty((n, 10), dtype)
         assert forward_kernels.forward(net._spec, net._params, X, outs[allowed], allowed)
         assert_close(outs[allowed], reference.forward(W, b, acts, X), dtype)
-    taken = train_kernels.OWN_GEMM and n >= 64
-    assert np.array_equal(outs[True], outs[False]) != taken
-    losses = [forward_kernels.loss_sum(net._spec, net._params, X, Y, allowed)
-              for allowed in (True, False)]
+        losses.append(forward_kernels.loss_sum(net._spec, net._params, X, Y, allowed))
+        assert forward_kernels.own_gemm_call_count() - calls == 2 * (taken and allowed)
     assert losses[0] == pytest.approx(reference.loss(W, b, acts, "mse", X, Y) * n,
                                       rel=RTOL[dtype])
     if not taken:
