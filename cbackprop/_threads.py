@@ -103,7 +103,7 @@ def blas_threads():
     return max(lib.num_threads for lib in blas.lib_controllers)
 
 
-# A team's partial products take 2 * members * batch * widest hidden layer values (see
+# A team's partial products take 2 * members * batch * widest layer (but the input) values (see
 # src/_train.pyx train_by_team), allocated per call: members are capped to keep them under this.
 TEAM_PARTIALS_BYTES = 256 << 20
 
@@ -118,7 +118,7 @@ def team_size(sizes, batch_size=1, blas=None):
     if not hidden:
         return 1
     blocks = max(-(-units // 16) for units in hidden)
-    partials = TEAM_PARTIALS_BYTES // (2 * batch_size * max(hidden) * 8)
+    partials = TEAM_PARTIALS_BYTES // (2 * batch_size * max(sizes[1:]) * 8)
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:          # pragma: no cover - not on Linux

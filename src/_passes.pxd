@@ -98,10 +98,11 @@ cdef inline void activate_block(int code, floating* H, Py_ssize_t m,
 cdef inline void step_biases(const Layout* net, floating* params, floating* target,
                              Py_ssize_t layer, const floating* D_out, Py_ssize_t m,
                              floating alpha, floating beta, bint add_target, Py_ssize_t u0,
-                             Py_ssize_t u1) noexcept nogil:
+                             Py_ssize_t u1, bint add_rows=True) noexcept nogil:
     """Units [u0, u1) of layer's output, after the gemm that steps target's W rows:
     target_b := alpha * sum_rows D_out + beta * target_b (D_out is (m, n_out)), then with
-    add_target params' W rows and b of those units += target's (momentum)."""
+    add_target params' b of those units (and, with add_rows, their W rows) += target's
+    (momentum)."""
     cdef Py_ssize_t i, j, r, n_in = net.sizes[layer], n_out = net.sizes[layer + 1]
     cdef Py_ssize_t w_off = net.w_off[layer], b_off = net.b_off[layer]
     cdef floating* tb = target + b_off
@@ -113,8 +114,9 @@ cdef inline void step_biases(const Layout* net, floating* params, floating* targ
         for i in range(u0, u1):
             tb[i] += alpha * D_out[r * n_out + i]
     if add_target:
-        for j in range(u0 * n_in, u1 * n_in):
-            params[w_off + j] += target[w_off + j]
+        if add_rows:
+            for j in range(u0 * n_in, u1 * n_in):
+                params[w_off + j] += target[w_off + j]
         for i in range(u0, u1):
             params[b_off + i] += target[b_off + i]
 

@@ -1263,17 +1263,23 @@ cdef inline bint folds_into_gemm(const Step* st) noexcept nogil:
 # passes between them (activations, deltas, biases) run on one: every gemm's output is then half
 # in the other core's cache when the next pass reads it, and every barrier inside BLAS is one
 # more trip between the cores. The team splits each layer's units instead: member k owns a
-# range of every hidden layer's units (whole cache lines of them; the output layer, small in
-# the networks this pays for, belongs to member 0) and computes for them, with one-thread BLAS,
+# range of every hidden layer's units (whole cache lines of them) and computes for them, with
+# one-thread BLAS,
 #   forward   Z[:, own] = H_in W[own, :]^T + b[own], then H[:, own] = f(Z[:, own])
 #   backward  P_k = D_out[:, own] W[own, :]        (its part of D_out W, before W changes)
 #             W[own, :] += alpha D_out[:, own]^T H_in + ...   (the folded update, own rows)
 #             D_in[:, own'] = (sum_k P_k)[:, own'] * f'(H_in[:, own'])   (own' in layer below)
-# so a layer's weights, biases and deltas never leave their member's core; what crosses
-# between cores is each hidden layer's output and the partial products P_k, and the members
-# meet at 2 * n_layers barriers a batch. Summing P over the members changes the order of
-# additions in D_out W against one gemm, so results move by rounding (the tests compare
-# against the reference as for every other path).
+# The output layer, narrow in the networks this pays for, is split by its inputs instead: a
+# member owns the columns W[:, own'] that read its own units own' of the last hidden layer,
+#   forward   Z_k = H_in[:, own'] W[:, own']^T; member 0 sums b + Z_0 + Z_1 + ..., then
+#             the activation, the loss and delta^(nl) (small: batch x outputs)
+#   backward  D_in[:, own'] = (D_out W[:, own']) * f'(H_in[:, own']), then W[:, own'] steps
+# so a layer's weights, biases and deltas never leave their member's core, and the last hidden
+# layer's outputs and deltas neither; what crosses between cores is the other hidden layers'
+# outputs, the partial products P_k and Z_k and delta^(nl), and the members meet at
+# 2 * n_layers barriers a batch. Summing P and Z over the members changes the order of
+# additions against one gemm, so results move by rounding (the tests compare against the
+# reference as for every other path).
 
 ctypedef struct Team:
     Layout net
@@ -1294,8 +1300,9 @@ ctypedef struct Team:
     void* H
     void* D
     void* Z
-    void* P                     # 2 * size blocks of p_len: the members' partial products, of
-    Py_ssize_t p_len            # layers 0, 2, ... in the first size blocks, 1, 3, ... after
+    void* P                     # 2 * size blocks of p_len (batch x widest layer but the
+    Py_ssize_t p_len            # input): the members' P_k or Z_k, of layers 0, 2, ... in the
+                                # first size blocks, of 1, 3, ... after
     int score
     cbp_barrier barrier
     bint bad[64]                # member k found a non-finite value in its rows of the batch
@@ -1312,7 +1319,7 @@ cdef enum:
 cdef inline void owned_units(const Team* tm, Py_ssize_t layer, int k, Py_ssize_t* u0,
                              Py_ssize_t* u1) noexcept nogil:
     """Member k's units [u0, u1) of layer's output (whole blocks of TEAM_LINE; the output
-    layer is member 0's)."""
+    layer of a network without hidden layers is member 0's)."""
     cdef Py_ssize_t units = tm.net.sizes[layer + 1]
     cdef Py_ssize_t blocks = (units + TEAM_LINE - 1) // TEAM_LINE
     if layer == tm.net.n_layers - 1:
@@ -1377,12 +1384,38 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
                 tm.rows_finite = False
             return          # every member decides alike, before any weight changes
         alpha = <floating> (-tm.eta / m)
-        # forward: each layer's own units, then wait for the others' before the next layer
+        # forward: each hidden layer's own units, then wait for the others' before the next
+        # layer reads them; the output layer's partial products from own units only
         H_in = Xb
         for layer in range(net.n_layers):
             ni = net.sizes[layer]
             no = net.sizes[layer + 1]
+            w_off = net.w_off[layer]
             H_out = H + m * net.unit_off[layer]
+            code = <int> net.codes[layer]
+            if layer == last and last > 0:
+                owned_units(tm, layer - 1, k, &v0, &v1)
+                if v1 > v0:
+                    gemm(c'N', c'T', <int> m, <int> no, <int> (v1 - v0), 1, H_in + v0, <int> ni,
+                         params + w_off + v0, <int> ni, 0,
+                         P + (k + tm.size * (layer % 2)) * tm.p_len, <int> no)
+                cbp_barrier_wait(&tm.barrier)
+                if k == 0:
+                    # Z = b + the partial products, in member order; then as forward_block
+                    for r in range(m):
+                        memcpy(H_out + r * no, params + net.b_off[layer], no * sizeof(floating))
+                    for member in range(tm.size):
+                        owned_units(tm, layer - 1, member, &v0, &v1)
+                        if v1 > v0:
+                            src = P + (member + tm.size * (layer % 2)) * tm.p_len
+                            for j in range(m * no):
+                                H_out[j] += src[j]
+                    memcpy(<floating*> tm.Z, H_out, m * no * sizeof(floating))
+                    activate_block(code, H_out, m, no)
+                    tm.total += loss_and_delta_block(net, H, <const floating*> tm.Z, Yb, Wb,
+                                                     <int> m, D, tm.score, &tm.correct)
+                cbp_barrier_wait(&tm.barrier)       # delta^(nl) is in D for every member
+                break
             owned_units(tm, layer, k, &u0, &u1)
             nu = u1 - u0
             if nu > 0:
@@ -1390,21 +1423,19 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
                     memcpy(H_out + r * no + u0, params + net.b_off[layer] + u0,
                            nu * sizeof(floating))
                 gemm(c'N', c'T', <int> m, <int> nu, <int> ni, 1, H_in, <int> ni,
-                     params + net.w_off[layer] + u0 * ni, <int> ni, 1, H_out + u0, <int> no)
-                code = <int> net.codes[layer]
+                     params + w_off + u0 * ni, <int> ni, 1, H_out + u0, <int> no)
                 if layer == last:
-                    # member 0's, whole: as forward_block
+                    # no hidden layer: member 0's, whole, as forward_block
                     memcpy(<floating*> tm.Z, H_out, m * no * sizeof(floating))
                     activate_block(code, H_out, m, no)
+                    tm.total += loss_and_delta_block(net, H, <const floating*> tm.Z, Yb, Wb,
+                                                     <int> m, D, tm.score, &tm.correct)
                 else:
                     for r in range(m):
                         activate(code, H_out + r * no + u0, nu, no)
-            if layer < last:
+            if layer < last - 1:
                 cbp_barrier_wait(&tm.barrier)
             H_in = H_out
-        if k == 0:
-            tm.total += loss_and_delta_block(net, H, <const floating*> tm.Z, Yb, Wb, <int> m,
-                                             D, tm.score, &tm.correct)
         # backward: partial products and steps of own rows, then own deltas of the layer below
         for layer in range(last, -1, -1):
             ni = net.sizes[layer]
@@ -1412,6 +1443,27 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
             w_off = net.w_off[layer]
             D_out = D + m * net.unit_off[layer]
             H_in = Xb if layer == 0 else H + m * net.unit_off[layer - 1]
+            if layer == last and last > 0:
+                # the output layer by its input columns, own units of the layer below: their
+                # deltas (before W's columns change), then the step of those columns
+                owned_units(tm, layer - 1, k, &v0, &v1)
+                D_in = D + m * net.unit_off[layer - 1]
+                if v1 > v0:
+                    gemm(c'N', c'N', <int> m, <int> (v1 - v0), <int> no, 1, D_out, <int> no,
+                         params + w_off + v0, <int> ni, 0, D_in + v0, <int> ni)
+                    code = <int> net.codes[layer - 1]
+                    for r in range(m):
+                        mul_derivative(code, H_in + r * ni + v0, D_in + r * ni + v0, v1 - v0)
+                    gemm(c'T', c'N', <int> no, <int> (v1 - v0), <int> m, alpha, D_out, <int> no,
+                         H_in + v0, <int> ni, beta, target + w_off + v0, <int> ni)
+                    if tm.add_target:
+                        for r in range(no):
+                            for j in range(w_off + r * ni + v0, w_off + r * ni + v1):
+                                params[j] += target[j]
+                if k == 0:
+                    step_biases(net, params, target, layer, D_out, m, alpha, beta,
+                                tm.add_target, 0, no, False)
+                continue
             owned_units(tm, layer, k, &u0, &u1)
             nu = u1 - u0
             if nu > 0:
@@ -1475,7 +1527,7 @@ cdef bint train_by_team(const Layout* net, int size, floating* params, floating*
     cdef Team tm
     cdef Py_ssize_t layer, widest = 0
     cdef int ran
-    for layer in range(1, net.n_layers):
+    for layer in range(1, net.n_layers + 1):
         widest = max(widest, net.sizes[layer])
     tm.net = net[0]
     tm.size = size

@@ -608,10 +608,12 @@ def test_own_gemm_is_taken_only_while_w1_fits_its_size_limit():
 
 
 # A team of threads (src/_train.pyx train_by_team) splits each hidden layer's units over its
-# members in blocks of 16, the output layer all member 0's: hidden widths below, at and past
-# a block, and teams with more members than blocks (members that own no unit); several hidden
-# layers; a short last batch; gathered rows or slices; momentum; sample weights; softmax.
-TEAM_SHAPES = [[20, 40, 3], [30, 16, 1], [9, 17, 33, 5, 2], [5, 100, 70, 4]]
+# members in blocks of 16, the output layer by its inputs (the last hidden layer's units):
+# hidden widths below, at and past a block, and teams with more members than blocks (members
+# that own no unit); several hidden layers; an output layer wider than every hidden one (its
+# partial products the widest); a short last batch; gathered rows or slices; momentum; sample
+# weights; softmax.
+TEAM_SHAPES = [[20, 40, 3], [30, 16, 1], [9, 17, 33, 5, 2], [5, 100, 70, 4], [6, 40, 90]]
 
 
 @pytest.mark.parametrize("sizes", TEAM_SHAPES, ids=lambda s: "-".join(map(str, s)))
