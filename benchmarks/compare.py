@@ -27,10 +27,14 @@ Method:
   reference (max |W - W_ref| / max |W_ref| <= 1e-8 for float64, 1e-3 for
   float32).  A contender that does not match is shown as MISMATCH and left
   out of the ratios.  Inference checks the outputs the same way.
-* Then --repeat epochs per contender, interleaved round-robin; samples/s is
-  n / median epoch time.  After each epoch the harness waits (up to 1 s)
-  until that worker's thread pools stop spinning, so they cannot steal a
-  core from the next contender.
+* Then --repeat rounds, contenders interleaved round-robin: one timed epoch
+  each in the first round, then back-to-back epochs filling about
+  --round-seconds (at the pace of its first; 1 to 50), each timed; samples/s
+  is n / the median of all of a contender's timed epochs (at least --repeat).
+  A row whose epoch takes milliseconds (T, D-inf) is thus timed over more
+  than a few moments of a shared machine.  After each round the harness waits
+  (up to 1 s) until that worker's thread pools stop spinning, so they cannot
+  steal a core from the next contender.
 * Useful FLOPs per sample: training 2 per weight (forward) + 2 (weight
   gradient) + 2 (delta propagation, every weight layer but the first);
   inference 2 per weight.  Biases and activations are not counted.  %peak is
@@ -177,20 +181,22 @@ def worker_main(name, threads):
                 reply({"ok": True})
             elif op in ("check", "time"):
                 tr, X, Y = state["tr"], state["X"], state["Y"]
-                t0 = time.perf_counter()
-                if state["batch"] is None:
-                    out = tr.forward(X)
-                else:
-                    tr.epoch(X, Y)
-                dt_s = time.perf_counter() - t0
+                times = []
+                for _ in range(msg[1] if op == "time" else 1):   # epochs, each timed
+                    t0 = time.perf_counter()
+                    if state["batch"] is None:
+                        out = tr.forward(X)
+                    else:
+                        tr.epoch(X, Y)
+                    times.append(time.perf_counter() - t0)
                 if op == "check":
                     limiter[0] = _limit_threads(threads)  # libraries loaded lazily
                     res = [np.asarray(out)] if state["batch"] is None else tr.params()
                     if state["batch"] is not None:
                         res = list(res[0]) + list(res[1])
-                    reply({"seconds": dt_s, "result": res})
+                    reply({"seconds": times[0], "result": res})
                 else:
-                    reply({"seconds": dt_s})
+                    reply({"seconds": times})
             elif op == "drop":
                 state.clear()
                 reply({"ok": True})
@@ -398,6 +404,16 @@ def wait_idle(pids, window=0.01, busy_fraction=0.1, cap=1.0):
     return time.perf_counter() - t0
 
 
+def epochs_per_round(times, round_seconds, most=50):
+    """Epochs a contender runs back to back in one round of the interleaved timing: one in
+    the first round, then enough for round_seconds at its first round's pace (at most
+    `most`), so that a row whose epoch takes a few milliseconds (T, D-inf) is timed over
+    more than a few moments of a shared machine."""
+    if not times or round_seconds <= 0:
+        return 1
+    return max(1, min(most, int(round_seconds / max(times[0], 1e-9))))
+
+
 def own_cpu_seconds():
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
@@ -516,12 +532,13 @@ def run(args):
                         for r in live[k:] + live[:k]:
                             if "na" in r:
                                 continue
-                            res = r["worker"].call("time")
+                            res = r["worker"].call("time", epochs_per_round(r["times"],
+                                                                            args.round_seconds))
                             wait_idle([r["worker"].proc.pid])
                             if "error" in res:
                                 r["na"] = "failed: " + res["error"]
                             else:
-                                r["times"].append(res["seconds"])
+                                r["times"].extend(res["seconds"])
                     for r in live:
                         r["worker"].call("drop")
                         del r["worker"]
@@ -648,8 +665,9 @@ def header(args, versions, peaks, round_trips, markdown):
         wl.append("%s %s %s n=%d" % (name, "-".join(map(str, sizes)),
                                      "fwd" if batch is None else "b%d" % batch,
                                      n_quick if args.quick else n_full))
-    p("rows: " + "; ".join(wl) + "; %d timed epochs (median) after 1 warm-up/check epoch"
-      % args.repeat)
+    p("rows: " + "; ".join(wl) + "; median of the epochs of %d interleaved rounds (one "
+      "epoch in the first, then as many as fill %g s, at most 50) after 1 warm-up/check epoch"
+      % (args.repeat, args.round_seconds))
     return out
 
 
@@ -663,7 +681,10 @@ def parse_args(argv=None):
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--threads", default="1,2", help="thread budgets to run (default 1,2)")
     ap.add_argument("--repeat", type=int, default=None,
-                    help="timed epochs per contender (default 5, 3 with --quick)")
+                    help="interleaved timing rounds (default 5, 3 with --quick)")
+    ap.add_argument("--round-seconds", type=float, default=0.2,
+                    help="a contender's epochs in each round after the first fill about this "
+                         "long (default 0.2; 0: one epoch a round)")
     ap.add_argument("--contenders", default=None,
                     help="comma list of modules in benchmarks/contenders (default: all)")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
