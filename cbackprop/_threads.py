@@ -15,8 +15,8 @@ re-woken worker threads spin on the cores the trainings need; held at one thread
 trainings ran in 0.11 s together against 0.18 s one after the other. Large networks trained
 alone, in a process that has not trained a small one, keep BLAS's own threads (two threads
 train the 784-512-512-10 network 1.6 times as fast as one on a quiet machine), except that
-plain SGD and momentum on the largest (TEAM_GEMM) run over a team of cbackprop's own threads
-instead, each calling BLAS with one (see training_threads). Call
+plain SGD and momentum (TEAM_GEMM, which is SMALL_GEMM) run over a team of cbackprop's own
+threads instead, each calling BLAS with one (see training_threads). Call
 ``threadpoolctl.threadpool_limits(n)`` to choose another count; cbackprop lowers it only.
 
 Inference and the loss over many rows (``Network.forward``, ``Network.loss``) and the checks
@@ -35,12 +35,20 @@ except ImportError:    # pragma: no cover - threadpoolctl is a dependency; degra
 
 # Below this many multiply-adds in the largest gemm of a batch, one BLAS thread is faster.
 SMALL_GEMM = 4_000_000
-# From this many, a team of cbackprop's threads (training_threads) beats BLAS's own threads
-# for plain SGD and momentum. Measured on the 2-core machine (2026-11-24, processes
-# alternating): 784-512-512-10 at batch 128 (51M in its first layer's gemm) 3% faster in
-# float32 with the cores 80 ns apart for a round trip, 4-15% (float32) and 6-10% (float64)
-# with them 400 ns apart; 784-128-10 at batch 64 (6.4M) 2-5% slower.
-TEAM_GEMM = 16_000_000
+# From this many in a hidden layer's gemm, a team of cbackprop's threads (training_threads)
+# beats BLAS's own threads for plain SGD and momentum. Measured on the 2-core machines,
+# processes alternating, samples/s of team against BLAS's 2 threads:
+# - Zen 5 VM, 2026-11-24: 784-512-512-10 at batch 128 (51M in its first layer's gemm) 3%
+#   faster in float32 with the cores 80 ns apart for a round trip, 4-15% (float32) and 6-10%
+#   (float64) with them 400 ns apart; 784-128-10 at batch 64 (6.4M) 2-5% slower, when the
+#   output layer was member 0's alone.
+# - Zen 4 VM, 2026-11-24 (output layer split by its inputs): 784-128-10 at batch 64, float32,
+#   with the cores 60-80 ns apart, 338-352k against 332-344k (faster in 8 of 10 pairs, 0.6%
+#   and 1.6% slower in two), 340-380 ns apart, 232-234k against 195k (2 pairs); float64
+#   139-192k against 108-186k (5 pairs); 512-128-10 at batch 64 (4.2M) 432-498k against
+#   434-455k (5 pairs, one 0.5% slower); 256-256-256-10 at batch 64 (4.2M) faster in 6 of 6.
+# So it takes every gemm that BLAS's threads would (SMALL_GEMM and up).
+TEAM_GEMM = SMALL_GEMM
 
 _lock = threading.Lock()
 _active = 0            # trainings running now
@@ -146,7 +154,9 @@ class training_threads:
         self.uses_blas = rows_per_gemm > 1
         products = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
         self.small = self.uses_blas and rows_per_gemm * max(products) < SMALL_GEMM
-        # (the hidden layers' products: the output layer's is member 0's alone, on one thread)
+        # (the hidden layers' products: a network whose only large product is its output
+        # layer's, 784-64-784 at batch 512, ran slower on the team when member 0 had the
+        # output layer alone; not measured since the team splits it by its inputs)
         self.wants_team = (self.uses_blas and folds and len(products) > 1
                            and rows_per_gemm * max(products[:-1]) >= TEAM_GEMM)
         self.sizes = sizes
