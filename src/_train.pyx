@@ -1647,6 +1647,22 @@ def train_epoch(cnp.ndarray spec not None,     # IN     network description (see
                     blas_one_thread, team_size)
 
 
+# Calls of train_epoch whose mini-batches took own_gemm for the first layer (counted under the
+# GIL): whether it was taken cannot be told from the results, which may match BLAS's bit for
+# bit (they did with OpenBLAS's SkylakeX kernels on a Zen 4 machine, in inference).
+cdef Py_ssize_t own_gemm_calls = 0
+
+
+def own_gemm_call_count():
+    """How many train_epoch calls so far took own_gemm for the first layer's products."""
+    return own_gemm_calls
+
+
+cdef inline void count_own_gemm():
+    global own_gemm_calls
+    own_gemm_calls += 1
+
+
 cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
                     Py_ssize_t n_params, const floating* X, Py_ssize_t x_rows,
                     const floating* Y, const floating* weights, Py_ssize_t n_weights,
@@ -1813,6 +1829,8 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
                 start += m
             if W1T != NULL:
                 transpose(W1T, n_in, net.sizes[1], params + net.w_off[0])
+    if W1T != NULL:
+        count_own_gemm()
     return total, correct, rows_finite
 
 

@@ -582,6 +582,7 @@ def test_online_paths_stop_at_the_first_non_finite_row_of_x(path, bad, value, sh
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_train_takes_own_gemm_exactly_when_blas_runs_one_thread(dtype, monkeypatch):
     from threadpoolctl import threadpool_limits
+    from cbackprop._dispatch import train_kernels
     from cbackprop._threads import blas_threads
     # (no team of threads, which 784-128-10 at batch 64 takes with two: see the team's tests)
     monkeypatch.setenv("CBACKPROP_NUM_THREADS", "1")
@@ -591,7 +592,10 @@ def test_train_takes_own_gemm_exactly_when_blas_runs_one_thread(dtype, monkeypat
             if blas_threads() != threads:
                 continue                              # (a machine of one CPU)
             trained, direct = copy.deepcopy(net), copy.deepcopy(net)
+            calls = train_kernels.own_gemm_call_count()
             trained.train(X, Y, epochs=1, lr=0.1, batch_size=64, shuffle=False)
+            taken = train_kernels.own_gemm_call_count() - calls
+            assert (taken > 0) == (train_kernels.OWN_GEMM and threads == 1)
             sgd_epoch(direct, X, Y, np.arange(200, dtype=np.intp), 64, threads == 1)
         np.testing.assert_array_equal(trained.get_params(), direct.get_params())
 
@@ -603,9 +607,11 @@ def test_own_gemm_is_taken_only_while_w1_fits_its_size_limit():
         net, X, Y, *_ = make_case([n_in, 256, 2], "sigmoid", "sigmoid", "mse", np.float32,
                                   n=32)
         own, blas = copy.deepcopy(net), copy.deepcopy(net)
+        calls = train_kernels.own_gemm_call_count()
         sgd_epoch(own, X, Y, np.arange(32, dtype=np.intp), 16, True)
+        assert train_kernels.own_gemm_call_count() - calls == taken
         sgd_epoch(blas, X, Y, np.arange(32, dtype=np.intp), 16, False)
-        assert np.array_equal(own.get_params(), blas.get_params()) != taken
+        assert train_kernels.own_gemm_call_count() - calls == taken
         assert_close(own.get_params(), blas.get_params(), np.float32)
 
 
