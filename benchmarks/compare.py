@@ -404,14 +404,18 @@ def wait_idle(pids, window=0.01, busy_fraction=0.1, cap=1.0):
     return time.perf_counter() - t0
 
 
-def epochs_per_round(times, round_seconds, most=50):
+# The most epochs a contender runs back to back in one timing round (epochs_per_round).
+MOST_EPOCHS_PER_ROUND = 50
+
+
+def epochs_per_round(times, round_seconds):
     """Epochs a contender runs back to back in one round of the interleaved timing: one in
     the first round, then enough for round_seconds at its first round's pace (at most
-    `most`), so that a row whose epoch takes a few milliseconds (T, D-inf) is timed over
+    MOST_EPOCHS_PER_ROUND), so that a row whose epoch takes a few milliseconds (T, D-inf) is timed over
     more than a few moments of a shared machine."""
     if not times or round_seconds <= 0:
         return 1
-    return max(1, min(most, int(round_seconds / max(times[0], 1e-9))))
+    return max(1, min(MOST_EPOCHS_PER_ROUND, int(round_seconds / max(times[0], 1e-9))))
 
 
 def own_cpu_seconds():
@@ -666,8 +670,8 @@ def header(args, versions, peaks, round_trips, markdown):
                                      "fwd" if batch is None else "b%d" % batch,
                                      n_quick if args.quick else n_full))
     p("rows: " + "; ".join(wl) + "; median of the epochs of %d interleaved rounds (one "
-      "epoch in the first, then as many as fill %g s, at most 50) after 1 warm-up/check epoch"
-      % (args.repeat, args.round_seconds))
+      "epoch in the first, then as many as fill %g s, at most %d) after 1 warm-up/check epoch"
+      % (args.repeat, args.round_seconds, MOST_EPOCHS_PER_ROUND))
     return out
 
 

@@ -1318,14 +1318,9 @@ cdef enum:
 
 cdef inline void owned_units(const Team* tm, Py_ssize_t layer, int k, Py_ssize_t* u0,
                              Py_ssize_t* u1) noexcept nogil:
-    """Member k's units [u0, u1) of layer's output (whole blocks of TEAM_LINE; the output
-    layer of a network without hidden layers is member 0's)."""
+    """Member k's units [u0, u1) of hidden layer's output (whole blocks of TEAM_LINE)."""
     cdef Py_ssize_t units = tm.net.sizes[layer + 1]
     cdef Py_ssize_t blocks = (units + TEAM_LINE - 1) // TEAM_LINE
-    if layer == tm.net.n_layers - 1:
-        u0[0] = 0
-        u1[0] = units if k == 0 else 0
-        return
     u0[0] = min(units, blocks * k // tm.size * TEAM_LINE)
     u1[0] = min(units, blocks * (k + 1) // tm.size * TEAM_LINE)
 
@@ -1393,7 +1388,9 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
             w_off = net.w_off[layer]
             H_out = H + m * net.unit_off[layer]
             code = <int> net.codes[layer]
-            if layer == last and last > 0:
+            if layer == last:
+                # by its inputs: each member's partial product from its own units of the last
+                # hidden layer, summed by member 0
                 owned_units(tm, layer - 1, k, &v0, &v1)
                 if v1 > v0:
                     gemm(c'N', c'T', <int> m, <int> no, <int> (v1 - v0), 1, H_in + v0, <int> ni,
@@ -1424,15 +1421,8 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
                            nu * sizeof(floating))
                 gemm(c'N', c'T', <int> m, <int> nu, <int> ni, 1, H_in, <int> ni,
                      params + w_off + u0 * ni, <int> ni, 1, H_out + u0, <int> no)
-                if layer == last:
-                    # no hidden layer: member 0's, whole, as forward_block
-                    memcpy(<floating*> tm.Z, H_out, m * no * sizeof(floating))
-                    activate_block(code, H_out, m, no)
-                    tm.total += loss_and_delta_block(net, H, <const floating*> tm.Z, Yb, Wb,
-                                                     <int> m, D, tm.score, &tm.correct)
-                else:
-                    for r in range(m):
-                        activate(code, H_out + r * no + u0, nu, no)
+                for r in range(m):
+                    activate(code, H_out + r * no + u0, nu, no)
             if layer < last - 1:
                 cbp_barrier_wait(&tm.barrier)
             H_in = H_out
@@ -1443,7 +1433,7 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
             w_off = net.w_off[layer]
             D_out = D + m * net.unit_off[layer]
             H_in = Xb if layer == 0 else H + m * net.unit_off[layer - 1]
-            if layer == last and last > 0:
+            if layer == last:
                 # the output layer by its input columns, own units of the layer below: their
                 # deltas (before W's columns change), then the step of those columns
                 owned_units(tm, layer - 1, k, &v0, &v1)
@@ -1521,8 +1511,8 @@ cdef bint train_by_team(const Layout* net, int size, floating* params, floating*
                         Py_ssize_t B, bint gather, floating* XB, floating* YB, floating* WB,
                         floating* H, floating* D, floating* Z, int score, double* total,
                         Py_ssize_t* correct, bint* rows_finite) noexcept nogil:
-    """Mini-batch plain SGD (mu = 0) or classical momentum over a team of `size` threads (see
-    above), adding to total and correct as epoch_of's loop does. False, with nothing done,
+    """Mini-batch plain SGD (mu = 0) or classical momentum of a network with a hidden layer
+    over a team of `size` threads (see above), adding to total and correct as epoch_of's loop does. False, with nothing done,
     when the team could not start (no threads, or no memory for the partial products)."""
     cdef Team tm
     cdef Py_ssize_t layer, widest = 0
