@@ -638,8 +638,13 @@ def test_team_epochs_match_one_thread_and_reference(sizes, team, batch_size, n, 
     weights = np.random.default_rng(4).uniform(0.5, 2, n).astype(dtype) if shuffle else None
     alone = copy.deepcopy(net)
     velocities = [np.zeros_like(p) for p in W + b]
+    from cbackprop._dispatch import train_kernels
     for epoch in range(2):
+        calls = train_kernels.own_gemm_call_count()
         got = sgd_epoch(net, X, Y, order, batch_size, False, 0.1, momentum, team, weights)
+        # plain SGD's members take their rows of W^(1) by own_gemm where it is built
+        assert (train_kernels.own_gemm_call_count() - calls == 1) == (
+            train_kernels.OWN_GEMM and momentum == 0)
         expected = sgd_epoch(alone, X, Y, order, batch_size, False, 0.1, momentum, 1, weights)
         ref_loss = reference.train_epoch(W, b, acts, "mse", X, Y, 0.1, batch_size, momentum,
                                          velocities, order, sample_weight=weights)
