@@ -11,10 +11,9 @@ cimport numpy as cnp
 import numpy as np
 
 from _passes cimport (Layout, make_layout, forward_block, loss_and_delta_block,
-                      SCORE_NONE)
+                      hold_own_layers, SCORE_NONE)
 from _arrays cimport check_array, finite_values, ANY_FLOAT
-from _blas cimport (CBACKPROP_OWN_GEMM, OWN_GEMM_MAX_BYTES, OWN_GEMM_MAX_LAYERS,
-                   OWN_GEMM_MIN_ROWS, transpose)
+from _blas cimport CBACKPROP_OWN_GEMM, OWN_GEMM_MIN_ROWS
 
 cnp.import_array()
 
@@ -39,17 +38,9 @@ cdef inline int hold_transposed(const Layout* net, const floating* params, float
     OWN_GEMM_MAX_BYTES and among the first OWN_GEMM_MAX_LAYERS. Returns their bits for
     forward_block. own_gemm runs the product without packing either operand, which OpenBLAS
     does at every call: 18% of 64-30-10's inference (perf)."""
-    cdef Py_ssize_t layer, n_in, n_out
-    cdef int own = 0
     if not may_hold(rows, allowed):
         return 0
-    for layer in range(min(net.n_layers, OWN_GEMM_MAX_LAYERS)):
-        n_in = net.sizes[layer]
-        n_out = net.sizes[layer + 1]
-        if n_in * n_out * sizeof(floating) <= OWN_GEMM_MAX_BYTES:
-            transpose(params + net.w_off[layer], n_out, n_in, WT + net.w_off[layer])
-            own |= 1 << layer
-    return own
+    return hold_own_layers(net, params, WT)
 
 
 # Calls of forward and loss_sum that took own_gemm for some layer (counted under the GIL):

@@ -17,7 +17,8 @@
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from _blas cimport gemm, dot, matvec, own_gemm, OWN_GEMM_MAX_LAYERS
+from _blas cimport (gemm, dot, matvec, own_gemm, transpose, OWN_GEMM_MAX_BYTES,
+                   OWN_GEMM_MAX_LAYERS)
 from _activations cimport activate, mul_derivative, output_delta, sample_loss, SOFTMAX
 
 
@@ -119,6 +120,33 @@ cdef inline void step_biases(const Layout* net, floating* params, floating* targ
                 params[w_off + j] += target[w_off + j]
         for i in range(u0, u1):
             params[b_off + i] += target[b_off + i]
+
+
+cdef inline int hold_own_layers(const Layout* net, const floating* params,
+                                floating* WT) noexcept nogil:
+    """W^(layer)T, (sizes[layer], sizes[layer+1]), into WT + w_off[layer] for each layer
+    own_gemm (_blas.pxd) may take, each W within OWN_GEMM_MAX_BYTES and among the first
+    OWN_GEMM_MAX_LAYERS; returns their bits for forward_block and backward_block. The caller
+    decides whether own_gemm is built and allowed."""
+    cdef Py_ssize_t layer, n_in, n_out
+    cdef int own = 0
+    for layer in range(min(net.n_layers, OWN_GEMM_MAX_LAYERS)):
+        n_in = net.sizes[layer]
+        n_out = net.sizes[layer + 1]
+        if n_in * n_out * sizeof(floating) <= OWN_GEMM_MAX_BYTES:
+            transpose(params + net.w_off[layer], n_out, n_in, WT + net.w_off[layer])
+            own |= 1 << layer
+    return own
+
+
+cdef inline void return_own_layers(const Layout* net, const floating* WT, int own_layers,
+                                   floating* params) noexcept nogil:
+    """The layers hold_own_layers held (own_layers' bits) back from WT into params."""
+    cdef Py_ssize_t layer
+    for layer in range(min(net.n_layers, OWN_GEMM_MAX_LAYERS)):
+        if (own_layers >> layer) & 1:
+            transpose(WT + net.w_off[layer], net.sizes[layer], net.sizes[layer + 1],
+                      params + net.w_off[layer])
 
 
 cdef inline void forward_block(const Layout* net, const floating* params, const floating* X,
@@ -237,7 +265,8 @@ cdef inline floating loss_and_delta_block(const Layout* net, const floating* H,
 cdef inline void backward_block(const Layout* net, floating* params, const floating* X,
                                 const floating* H, floating* D, int m,
                                 floating* target, floating alpha, floating beta,
-                                bint add_target, floating* W1T=NULL) noexcept nogil:
+                                bint add_target, floating* WT=NULL,
+                                int own_layers=0) noexcept nogil:
     """Back-propagate deltas through m samples and fold the gradient into `target`.
 
     For layer = n_layers-1 .. 0, with H^(layer) the block of inputs to the layer
@@ -249,29 +278,37 @@ cdef inline void backward_block(const Layout* net, floating* params, const float
     The delta of a layer is computed before that layer's weights change, so training with
     target = params (alpha = -lr/m, beta = 1) is exact SGD.
     D: IN/OUT, on entry the output deltas (from loss_and_delta_block).
-    W1T: NULL, or W^(1) held transposed as forward_block takes it, which then takes the first
-    layer's step W^(1)T += alpha H^(1)T D^(2) by own_gemm (_blas.pxd) in place of target's W^(1)
-    (for plain SGD: target = params, beta = 1, add_target False).
+    WT, own_layers: as forward_block takes them; a layer whose bit is set takes its step
+    W^(layer)T += alpha H^(layer)T D^(layer+1) by own_gemm (_blas.pxd) on its W held
+    transposed, in place of target's W (for plain SGD: target = params, beta = 1, add_target
+    False), and its delta propagation from the held W.
     """
     cdef Py_ssize_t layer, n_in, n_out, w_off
     cdef const floating* H_in
     cdef const floating* D_out
     cdef floating* D_in
+    cdef bint own
     for layer in range(net.n_layers - 1, -1, -1):
         n_in = net.sizes[layer]
         n_out = net.sizes[layer + 1]
         w_off = net.w_off[layer]
+        own = layer < OWN_GEMM_MAX_LAYERS and (own_layers >> layer) & 1
         D_out = D + m * net.unit_off[layer]
         if layer == 0:
             H_in = X
         else:
             H_in = H + m * net.unit_off[layer - 1]
             D_in = D + m * net.unit_off[layer - 1]
-            gemm(c'N', c'N', m, <int> n_in, <int> n_out, 1, D_out, <int> n_out,
-                 params + w_off, <int> n_in, 0, D_in, <int> n_in)
+            if own:
+                gemm(c'N', c'T', m, <int> n_in, <int> n_out, 1, D_out, <int> n_out,
+                     WT + w_off, <int> n_out, 0, D_in, <int> n_in)
+            else:
+                gemm(c'N', c'N', m, <int> n_in, <int> n_out, 1, D_out, <int> n_out,
+                     params + w_off, <int> n_in, 0, D_in, <int> n_in)
             mul_derivative(<int> net.codes[layer - 1], H_in, D_in, m * n_in)   # element-wise
-        if layer == 0 and W1T != NULL:
-            own_gemm(n_in, n_out, m, alpha, H_in, 1, n_in, D_out, n_out, W1T, n_out, True)
+        if own:
+            own_gemm(n_in, n_out, m, alpha, H_in, 1, n_in, D_out, n_out, WT + w_off, n_out,
+                     True)
         else:
             gemm(c'T', c'N', <int> n_out, <int> n_in, m, alpha, D_out, <int> n_out,
                  H_in, <int> n_in, beta, target + w_off, <int> n_in)

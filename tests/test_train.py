@@ -600,12 +600,13 @@ def test_train_takes_own_gemm_exactly_when_blas_runs_one_thread(dtype, monkeypat
         np.testing.assert_array_equal(trained.get_params(), direct.get_params())
 
 
-def test_own_gemm_is_taken_only_while_w1_fits_its_size_limit():
-    # (src/_train.pyx OWN_GEMM_MAX_BYTES, 1 MB: 1000x256 float32 is under it, 1100x256 over)
+def test_own_gemm_is_taken_only_for_a_layer_within_its_size_limit():
+    # (src/_blas.pxd OWN_GEMM_MAX_BYTES, 1 MB: 1000x256 float32 is under it, 1100x256 over;
+    # each layer is taken or not on its own W's size)
     from cbackprop._dispatch import train_kernels
-    for n_in, taken in ((1000, train_kernels.OWN_GEMM), (1100, False)):
-        net, X, Y, *_ = make_case([n_in, 256, 2], "sigmoid", "sigmoid", "mse", np.float32,
-                                  n=32)
+    for sizes, taken in (([1000, 256], train_kernels.OWN_GEMM), ([1100, 256], False),
+                         ([1100, 256, 2], train_kernels.OWN_GEMM)):
+        net, X, Y, *_ = make_case(sizes, "sigmoid", "sigmoid", "mse", np.float32, n=32)
         own, blas = copy.deepcopy(net), copy.deepcopy(net)
         calls = train_kernels.own_gemm_call_count()
         sgd_epoch(own, X, Y, np.arange(32, dtype=np.intp), 16, True)
