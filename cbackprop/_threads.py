@@ -142,7 +142,7 @@ class training_threads:
 
     A large network's mini-batch plain SGD or momentum (``folds``; a hidden layer's gemm of
     TEAM_GEMM multiply-adds or more a batch) runs over a team of ``team`` threads of
-    cbackprop's own, each calling BLAS with one thread (plain SGD's first layer: own_gemm,
+    cbackprop's own, each calling BLAS with one thread (plain SGD's hidden layers: own_gemm,
     where built), when this is the only training running and BLAS and cbackprop may both run
     several threads (team_size): BLAS goes to one thread for the call and gets its count back
     afterwards, as in over_rows. If BLAS

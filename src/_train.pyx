@@ -36,7 +36,7 @@ from _activations cimport (activate, mul_derivative, output_delta, sample_loss, 
 from _optim cimport (Step, make_step, apply_update, update_row, SGD, ADAM, RPROP,
                      H_KIND, H_LR, H_MOMENTUM, N_HYPER)
 from _blas cimport (gemm, dot, matvec, own_gemm, CBACKPROP_OWN_GEMM, CBACKPROP_PLAIN_C_BUILD,
-                   OWN_GEMM_MAX_BYTES, transpose)
+                   OWN_GEMM_MAX_BYTES, OWN_GEMM_MAX_LAYERS, transpose)
 from _passes cimport (Layout, make_layout, forward_sample, forward_block, is_correct,
                       loss_and_delta_block, backward_block, activate_block, step_biases,
                       hold_own_layers, return_own_layers,
@@ -1266,7 +1266,7 @@ cdef inline bint folds_into_gemm(const Step* st) noexcept nogil:
 # in the other core's cache when the next pass reads it, and every barrier inside BLAS is one
 # more trip between the cores. The team splits each layer's units instead: member k owns a
 # range of every hidden layer's units (whole cache lines of them) and computes for them, with
-# one-thread BLAS (plain SGD's first layer by own_gemm: see train_by_team),
+# one-thread BLAS (plain SGD's layers within 1 MB a member by own_gemm: see train_by_team),
 #   forward   Z[:, own] = H_in W[own, :]^T + b[own], then H[:, own] = f(Z[:, own])
 #   backward  P_k = D_out[:, own] W[own, :]        (its part of D_out W, before W changes)
 #             W[own, :] += alpha D_out[:, own]^T H_in + ...   (the folded update, own rows)
@@ -1305,9 +1305,10 @@ ctypedef struct Team:
     void* P                     # 2 * size blocks of p_len (batch x widest layer but the
     Py_ssize_t p_len            # input): the members' P_k or Z_k, of layers 0, 2, ... in the
                                 # first size blocks, of 1, 3, ... after
-    void* W1T                   # NULL, or W^(1) held transposed by members: member k's
-                                # W^(1)[own, :]^T, (n_in, own units), at n_in * u0, its own
-                                # block (own cache lines), for own_gemm (plain SGD only)
+    void* WT                    # NULL, or the hidden layers of own_layers held transposed by
+    int own_layers              # members: member k's W[own, :]^T, (inputs, own units), at
+                                # w_off + inputs * u0 (as in params), a block of its own for
+                                # own_gemm (plain SGD only)
     int score
     cbp_barrier barrier
     bint bad[64]                # member k found a non-finite value in its rows of the batch
@@ -1357,13 +1358,15 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
     cdef floating alpha, beta = <floating> tm.beta
     cdef int code, member
     cdef bint stop = False, owners
-    # the first layer's own rows, held transposed in this member's block while it trains
-    cdef floating* W1k = NULL
-    cdef Py_ssize_t w0, w1
-    owned_units(tm, 0, k, &w0, &w1)
-    if tm.W1T != NULL and w1 > w0:
-        W1k = <floating*> tm.W1T + n_in * w0
-        transpose(params + net.w_off[0] + w0 * n_in, w1 - w0, n_in, W1k)
+    # own rows of the layers own_gemm takes, held transposed in this member's blocks
+    cdef floating* WT = <floating*> tm.WT
+    cdef bint own
+    for layer in range(last):
+        owned_units(tm, layer, k, &u0, &u1)
+        if (tm.own_layers >> layer) & 1 and u1 > u0:
+            ni = net.sizes[layer]
+            transpose(params + net.w_off[layer] + u0 * ni, u1 - u0, ni,
+                      WT + net.w_off[layer] + u0 * ni)
     while start < tm.n:
         m = min(tm.B, tm.n - start)
         # the batch's rows: each member gathers and checks its share
@@ -1431,8 +1434,9 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
                 for r in range(m):
                     memcpy(H_out + r * no + u0, params + net.b_off[layer] + u0,
                            nu * sizeof(floating))
-                if layer == 0 and W1k != NULL:
-                    own_gemm(m, nu, ni, 1, H_in, ni, 1, W1k, nu, H_out + u0, no, False)
+                if (tm.own_layers >> layer) & 1:
+                    own_gemm(m, nu, ni, 1, H_in, ni, 1, WT + w_off + u0 * ni, nu, H_out + u0,
+                             no, False)
                 else:
                     gemm(c'N', c'T', <int> m, <int> nu, <int> ni, 1, H_in, <int> ni,
                          params + w_off + u0 * ni, <int> ni, 1, H_out + u0, <int> no)
@@ -1471,15 +1475,22 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
                 continue
             owned_units(tm, layer, k, &u0, &u1)
             nu = u1 - u0
+            own = (tm.own_layers >> layer) & 1
             if nu > 0:
                 if layer > 0:
                     # (two sets of blocks: a member may write this layer's while another
                     # still reads the layer above's)
-                    gemm(c'N', c'N', <int> m, <int> ni, <int> nu, 1, D_out + u0, <int> no,
-                         params + w_off + u0 * ni, <int> ni, 0,
-                         P + (k + tm.size * (layer % 2)) * tm.p_len, <int> ni)
-                if layer == 0 and W1k != NULL:
-                    own_gemm(ni, nu, m, alpha, H_in, 1, ni, D_out + u0, no, W1k, nu, True)
+                    if own:
+                        gemm(c'N', c'T', <int> m, <int> ni, <int> nu, 1, D_out + u0, <int> no,
+                             WT + w_off + u0 * ni, <int> nu, 0,
+                             P + (k + tm.size * (layer % 2)) * tm.p_len, <int> ni)
+                    else:
+                        gemm(c'N', c'N', <int> m, <int> ni, <int> nu, 1, D_out + u0, <int> no,
+                             params + w_off + u0 * ni, <int> ni, 0,
+                             P + (k + tm.size * (layer % 2)) * tm.p_len, <int> ni)
+                if own:
+                    own_gemm(ni, nu, m, alpha, H_in, 1, ni, D_out + u0, no,
+                             WT + w_off + u0 * ni, nu, True)
                 else:
                     gemm(c'T', c'N', <int> nu, <int> ni, <int> m, alpha, D_out + u0, <int> no,
                          H_in, <int> ni, beta, target + w_off + u0 * ni, <int> ni)
@@ -1513,8 +1524,12 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
         # reads this one's rows, outputs or partial products
         cbp_barrier_wait(&tm.barrier)
         start += m
-    if W1k != NULL:
-        transpose(W1k, n_in, w1 - w0, params + net.w_off[0] + w0 * n_in)
+    for layer in range(last):
+        owned_units(tm, layer, k, &u0, &u1)
+        if (tm.own_layers >> layer) & 1 and u1 > u0:
+            ni = net.sizes[layer]
+            transpose(WT + net.w_off[layer] + u0 * ni, ni, u1 - u0,
+                      params + net.w_off[layer] + u0 * ni)
 
 
 cdef void team_batches_float(void* tm, int k) noexcept nogil:
@@ -1535,34 +1550,39 @@ cdef bint train_by_team(const Layout* net, int size, floating* params, floating*
     """Mini-batch plain SGD (mu = 0) or classical momentum of a network with a hidden layer
     over a team of `size` threads (see above), adding to total and correct as epoch_of's loop
     does. False, with nothing done, when the team could not start (no threads, or no memory
-    for the partial products or the held W^(1)T).
+    for the partial products or the held W).
 
-    For plain SGD each member takes its own rows of the first layer by own_gemm (_blas.pxd),
-    as epoch_of does for one thread, if built and its share of W^(1) fits
-    OWN_GEMM_MAX_BYTES (took_own_gemm says so): held transposed in a block of its own for the
-    call. Against the members' one-thread BLAS on the same rows this ran 784-128-10 at batch
-    64 1.26x (float32) and 1.20x (float64) as fast, 784-512-512-10 at batch 128 1.03x
-    (float32; its float64 share, 1.6 MB, is past the limit, and ran 4% slower by own_gemm)."""
+    For plain SGD each member takes its own rows of a hidden layer by own_gemm (_blas.pxd),
+    as epoch_of does for one thread, if built and its share of the layer's W fits
+    OWN_GEMM_MAX_BYTES (took_own_gemm says whether any did): held transposed in a block of
+    its own for the call; their delta propagation reads the held rows by BLAS. Against the
+    members' one-thread BLAS on the same rows (epochs alternating in one process, 2 members):
+    the first layer's ran 784-128-10 at batch 64 1.26x (float32) and 1.20x (float64) as fast,
+    784-512-512-10 at batch 128 1.03x (float32; its float64 share, 1.6 MB, is past the
+    limit, and ran 4% slower by own_gemm); then the second layer's too, 784-512-512-10 a
+    further 1.026x in float32 (15 pairs of 16) and 1.01x in float64 (4 of 8)."""
     cdef Team tm
-    cdef Py_ssize_t layer, widest = 0, u0, u1, widest_share = 0
+    cdef Py_ssize_t layer, widest = 0, u0, u1, widest_share
     cdef int ran, k
-    cdef bint own_first
     for layer in range(1, net.n_layers + 1):
         widest = max(widest, net.sizes[layer])
     tm.net = net[0]
     tm.size = size
-    for k in range(size):
-        owned_units(&tm, 0, k, &u0, &u1)
-        widest_share = max(widest_share, u1 - u0)
-    own_first = (CBACKPROP_OWN_GEMM and mu == 0
-                 and net.n_in * widest_share * sizeof(floating) <= OWN_GEMM_MAX_BYTES)
+    tm.own_layers = 0
+    if CBACKPROP_OWN_GEMM and mu == 0:
+        for layer in range(min(net.n_layers - 1, OWN_GEMM_MAX_LAYERS)):
+            widest_share = 0
+            for k in range(size):
+                owned_units(&tm, layer, k, &u0, &u1)
+                widest_share = max(widest_share, u1 - u0)
+            if net.sizes[layer] * widest_share * sizeof(floating) <= OWN_GEMM_MAX_BYTES:
+                tm.own_layers |= 1 << layer
     tm.p_len = B * widest
     tm.P = malloc(2 * size * tm.p_len * sizeof(floating))
     if tm.P == NULL:
         return False
-    tm.W1T = NULL
-    if own_first and posix_memalign(&tm.W1T, 64,
-                                    net.n_in * net.sizes[1] * sizeof(floating)) != 0:
+    tm.WT = NULL
+    if tm.own_layers and posix_memalign(&tm.WT, 64, net.n_params * sizeof(floating)) != 0:
         free(tm.P)
         return False
     tm.params = params
@@ -1591,9 +1611,9 @@ cdef bint train_by_team(const Layout* net, int size, floating* params, floating*
     ran = cbp_team_run(size, team_batches_float if floating is float else team_batches_double,
                        &tm)
     free(tm.P)
-    free(tm.W1T)
+    free(tm.WT)
     if ran:
-        took_own_gemm[0] = own_first
+        took_own_gemm[0] = tm.own_layers != 0
         total[0] += tm.total
         correct[0] += tm.correct
         rows_finite[0] = tm.rows_finite
@@ -1717,8 +1737,9 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
 
     With team_size > 1 (from the Python layer, which then holds BLAS at one thread), mini-batch
     plain SGD and momentum of a network with a hidden layer run over a team of that many
-    threads (train_by_team), if it starts; there plain SGD's members take their rows of W^(1)
-    by own_gemm, without blas_one_thread's say (the team holds BLAS at one thread)."""
+    threads (train_by_team), if it starts; there plain SGD's members take their rows of
+    hidden layers by own_gemm, without blas_one_thread's say (the team holds BLAS at one
+    thread)."""
     cdef Layout net = make_layout(spec)
     cdef Py_ssize_t start, m, r, s, t = steps_done
     cdef Py_ssize_t n_in = net.n_in, n_out = net.n_out
