@@ -40,7 +40,7 @@ cdef inline int hold_transposed(const Layout* net, const floating* params, float
     does at every call: 18% of 64-30-10's inference (perf)."""
     if not may_hold(rows, allowed):
         return 0
-    return hold_own_layers(net, params, WT)
+    return hold_own_layers(net, params, WT, net.n_layers)
 
 
 # Calls of forward and loss_sum that took own_gemm for some layer (counted under the GIL):

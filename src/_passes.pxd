@@ -122,15 +122,16 @@ cdef inline void step_biases(const Layout* net, floating* params, floating* targ
             params[b_off + i] += target[b_off + i]
 
 
-cdef inline int hold_own_layers(const Layout* net, const floating* params,
-                                floating* WT) noexcept nogil:
+cdef inline int hold_own_layers(const Layout* net, const floating* params, floating* WT,
+                                Py_ssize_t layers) noexcept nogil:
     """W^(layer)T, (sizes[layer], sizes[layer+1]), into WT + w_off[layer] for each layer
-    own_gemm (_blas.pxd) may take, each W within OWN_GEMM_MAX_BYTES and among the first
-    OWN_GEMM_MAX_LAYERS; returns their bits for forward_block and backward_block. The caller
-    decides whether own_gemm is built and allowed."""
+    own_gemm (_blas.pxd) may take among the first `layers`, each W within
+    OWN_GEMM_MAX_BYTES and among the first OWN_GEMM_MAX_LAYERS; returns their bits for
+    forward_block and backward_block. The caller decides whether own_gemm is built and
+    allowed."""
     cdef Py_ssize_t layer, n_in, n_out
     cdef int own = 0
-    for layer in range(min(net.n_layers, OWN_GEMM_MAX_LAYERS)):
+    for layer in range(min(layers, net.n_layers, OWN_GEMM_MAX_LAYERS)):
         n_in = net.sizes[layer]
         n_out = net.sizes[layer + 1]
         if n_in * n_out * sizeof(floating) <= OWN_GEMM_MAX_BYTES:

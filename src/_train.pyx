@@ -1726,14 +1726,13 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
 
     Mini-batch plain SGD without momentum takes a layer's forward product and weight step by
     own_gemm (_blas.pxd) where it is built, BLAS runs one thread (blas_one_thread, from the
-    Python layer; with more, BLAS's split over them is faster) and the layer's W fits
-    OWN_GEMM_MAX_BYTES (hold_own_layers), as inference does. own_gemm reads W transposed, so
+    Python layer; with more, BLAS's split over them is faster), the layer is the first or a
+    hidden one, and its W fits OWN_GEMM_MAX_BYTES (hold_own_layers), as inference does. own_gemm reads W transposed, so
     the call holds those layers so in the workspace (WT) and writes them back to params at
     the end; their delta propagation reads the held W by BLAS. Against BLAS for every layer
     but the first (which was own_gemm's before), epochs alternating in one process, one
-    thread: 784-512-512-10 at batch 128 1.016-1.027x in float32 (512x512 and 512x10 taken;
-    isolated, own_gemm ran 512x512's two products 110 GFLOP/s against OpenBLAS's 88 and 97),
-    1.03x in float64 (512x10 taken); 784-128-10 at batch 64 0.99x (128x10; noise).
+    thread: 784-512-512-10 at batch 128 1.016-1.027x in float32 (512x512 taken; isolated,
+    own_gemm ran its two products at 110 GFLOP/s against OpenBLAS's 88 and 97).
 
     With team_size > 1 (from the Python layer, which then holds BLAS at one thread), mini-batch
     plain SGD and momentum of a network with a hidden layer run over a team of that many
@@ -1850,7 +1849,10 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
                 memset(G, 0, net.n_params * sizeof(floating))   # bias rows read G with beta 0
             elif CBACKPROP_OWN_GEMM and blas_one_thread and mu == 0:
                 WT = G + net.n_params
-                own = hold_own_layers(&net, params, WT)
+                # (not the output layer, unless it is the first: 64-30-10's full batch ran
+                # 8% slower with its 30x10 layer by own_gemm, 784-128-10 at batch 64 and
+                # 784-512-512-10 at batch 128 the same either way)
+                own = hold_own_layers(&net, params, WT, max(1, net.n_layers - 1))
             start = 0
             while start < n:
                 m = min(B, n - start)

@@ -602,10 +602,12 @@ def test_train_takes_own_gemm_exactly_when_blas_runs_one_thread(dtype, monkeypat
 
 def test_own_gemm_is_taken_only_for_a_layer_within_its_size_limit():
     # (src/_blas.pxd OWN_GEMM_MAX_BYTES, 1 MB: 1000x256 float32 is under it, 1100x256 over;
-    # each layer is taken or not on its own W's size)
+    # each layer is taken or not on its own W's size; the output layer only if it is the
+    # first, src/_train.pyx epoch_of)
     from cbackprop._dispatch import train_kernels
     for sizes, taken in (([1000, 256], train_kernels.OWN_GEMM), ([1100, 256], False),
-                         ([1100, 256, 2], train_kernels.OWN_GEMM)):
+                         ([1100, 256, 64, 2], train_kernels.OWN_GEMM),
+                         ([1100, 256, 2], False)):
         net, X, Y, *_ = make_case(sizes, "sigmoid", "sigmoid", "mse", np.float32, n=32)
         own, blas = copy.deepcopy(net), copy.deepcopy(net)
         calls = train_kernels.own_gemm_call_count()
