@@ -411,8 +411,8 @@ MOST_EPOCHS_PER_ROUND = 50
 def epochs_per_round(times, round_seconds):
     """Epochs a contender runs back to back in one round of the interleaved timing: one in
     the first round, then enough for round_seconds at its first round's pace (at most
-    MOST_EPOCHS_PER_ROUND), so that a row whose epoch takes a few milliseconds (T, D-inf) is timed over
-    more than a few moments of a shared machine."""
+    MOST_EPOCHS_PER_ROUND), so that a row whose epoch takes a few milliseconds (T, D-inf) is
+    timed over more than a few moments of a shared machine."""
     if not times or round_seconds <= 0:
         return 1
     return max(1, min(MOST_EPOCHS_PER_ROUND, int(round_seconds / max(times[0], 1e-9))))

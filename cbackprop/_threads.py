@@ -145,9 +145,9 @@ class training_threads:
     cbackprop's own, each calling BLAS with one thread (plain SGD's hidden layers: own_gemm,
     where built), when this is the only training running and BLAS and cbackprop may both run
     several threads (team_size): BLAS goes to one thread for the call and gets its count back
-    afterwards, as in over_rows. If BLAS
-    cannot be lowered (threadpoolctl lets only the thread that first changed OpenBLAS's
-    count change it again), there is no team. ``team`` is 1 otherwise.
+    afterwards, as in over_rows. If BLAS cannot be lowered (threadpoolctl lets only the
+    thread that first changed OpenBLAS's count change it again), there is no team. ``team``
+    is 1 otherwise.
     """
 
     def __init__(self, sizes, rows_per_gemm, folds=False):

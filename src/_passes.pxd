@@ -122,6 +122,12 @@ cdef inline void step_biases(const Layout* net, floating* params, floating* targ
             params[b_off + i] += target[b_off + i]
 
 
+cdef inline bint takes_own(int own_layers, Py_ssize_t layer) noexcept nogil:
+    """Whether own_layers' bits (hold_own_layers) say own_gemm takes this layer: only the
+    first OWN_GEMM_MAX_LAYERS have a bit (a shift by 32 or more is undefined in C)."""
+    return layer < OWN_GEMM_MAX_LAYERS and (own_layers >> layer) & 1
+
+
 cdef inline int hold_own_layers(const Layout* net, const floating* params, floating* WT,
                                 Py_ssize_t layers) noexcept nogil:
     """W^(layer)T, (sizes[layer], sizes[layer+1]), into WT + w_off[layer] for each layer
@@ -144,8 +150,8 @@ cdef inline void return_own_layers(const Layout* net, const floating* WT, int ow
                                    floating* params) noexcept nogil:
     """The layers hold_own_layers held (own_layers' bits) back from WT into params."""
     cdef Py_ssize_t layer
-    for layer in range(min(net.n_layers, OWN_GEMM_MAX_LAYERS)):
-        if (own_layers >> layer) & 1:
+    for layer in range(net.n_layers):
+        if takes_own(own_layers, layer):
             transpose(WT + net.w_off[layer], net.sizes[layer], net.sizes[layer + 1],
                       params + net.w_off[layer])
 
@@ -174,7 +180,7 @@ cdef inline void forward_block(const Layout* net, const floating* params, const 
         H_out = H + m * net.unit_off[layer]
         for r in range(m):
             memcpy(H_out + r * n_out, b, n_out * sizeof(floating))
-        if layer < OWN_GEMM_MAX_LAYERS and (own_layers >> layer) & 1:
+        if takes_own(own_layers, layer):
             own_gemm(m, n_out, n_in, 1, H_in, n_in, 1, WT + net.w_off[layer], n_out, H_out,
                      n_out, False)
         else:
@@ -293,7 +299,7 @@ cdef inline void backward_block(const Layout* net, floating* params, const float
         n_in = net.sizes[layer]
         n_out = net.sizes[layer + 1]
         w_off = net.w_off[layer]
-        own = layer < OWN_GEMM_MAX_LAYERS and (own_layers >> layer) & 1
+        own = takes_own(own_layers, layer)
         D_out = D + m * net.unit_off[layer]
         if layer == 0:
             H_in = X

@@ -39,7 +39,7 @@ from _blas cimport (gemm, dot, matvec, own_gemm, CBACKPROP_OWN_GEMM, CBACKPROP_P
                    OWN_GEMM_MAX_BYTES, OWN_GEMM_MAX_LAYERS, transpose)
 from _passes cimport (Layout, make_layout, forward_sample, forward_block, is_correct,
                       loss_and_delta_block, backward_block, activate_block, step_biases,
-                      hold_own_layers, return_own_layers,
+                      hold_own_layers, return_own_layers, takes_own,
                       SCORE_NONE, SCORE_THRESHOLD)
 from _arrays cimport check_array, finite_values, ANY_FLOAT
 from _team cimport cbp_barrier, cbp_barrier_init, cbp_barrier_wait, cbp_team_run, CBP_TEAM_MAX
@@ -1331,6 +1331,23 @@ cdef inline void owned_units(const Team* tm, Py_ssize_t layer, int k, Py_ssize_t
     u1[0] = min(units, blocks * (k + 1) // tm.size * TEAM_LINE)
 
 
+cdef inline void hold_member_rows(const Team* tm, int k, floating* params, floating* WT,
+                                  bint back) noexcept nogil:
+    """Member k's rows W[own, :] of each hidden layer in tm.own_layers into its block of WT,
+    transposed (see Team), or with back, from there into params."""
+    cdef Py_ssize_t layer, u0, u1, ni
+    for layer in range(tm.net.n_layers - 1):
+        owned_units(tm, layer, k, &u0, &u1)
+        if takes_own(tm.own_layers, layer) and u1 > u0:
+            ni = tm.net.sizes[layer]
+            if back:
+                transpose(WT + tm.net.w_off[layer] + u0 * ni, ni, u1 - u0,
+                          params + tm.net.w_off[layer] + u0 * ni)
+            else:
+                transpose(params + tm.net.w_off[layer] + u0 * ni, u1 - u0, ni,
+                          WT + tm.net.w_off[layer] + u0 * ni)
+
+
 cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
     """Member k's part of every batch (see above); dummy only selects the float type."""
     cdef Layout* net = &tm.net
@@ -1361,12 +1378,7 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
     # own rows of the layers own_gemm takes, held transposed in this member's blocks
     cdef floating* WT = <floating*> tm.WT
     cdef bint own
-    for layer in range(last):
-        owned_units(tm, layer, k, &u0, &u1)
-        if (tm.own_layers >> layer) & 1 and u1 > u0:
-            ni = net.sizes[layer]
-            transpose(params + net.w_off[layer] + u0 * ni, u1 - u0, ni,
-                      WT + net.w_off[layer] + u0 * ni)
+    hold_member_rows(tm, k, params, WT, False)
     while start < tm.n:
         m = min(tm.B, tm.n - start)
         # the batch's rows: each member gathers and checks its share
@@ -1434,7 +1446,7 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
                 for r in range(m):
                     memcpy(H_out + r * no + u0, params + net.b_off[layer] + u0,
                            nu * sizeof(floating))
-                if (tm.own_layers >> layer) & 1:
+                if takes_own(tm.own_layers, layer):
                     own_gemm(m, nu, ni, 1, H_in, ni, 1, WT + w_off + u0 * ni, nu, H_out + u0,
                              no, False)
                 else:
@@ -1475,7 +1487,7 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
                 continue
             owned_units(tm, layer, k, &u0, &u1)
             nu = u1 - u0
-            own = (tm.own_layers >> layer) & 1
+            own = takes_own(tm.own_layers, layer)
             if nu > 0:
                 if layer > 0:
                     # (two sets of blocks: a member may write this layer's while another
@@ -1524,12 +1536,7 @@ cdef void team_batches(Team* tm, int k, floating* dummy) noexcept nogil:
         # reads this one's rows, outputs or partial products
         cbp_barrier_wait(&tm.barrier)
         start += m
-    for layer in range(last):
-        owned_units(tm, layer, k, &u0, &u1)
-        if (tm.own_layers >> layer) & 1 and u1 > u0:
-            ni = net.sizes[layer]
-            transpose(WT + net.w_off[layer] + u0 * ni, ni, u1 - u0,
-                      params + net.w_off[layer] + u0 * ni)
+    hold_member_rows(tm, k, params, WT, True)
 
 
 cdef void team_batches_float(void* tm, int k) noexcept nogil:
@@ -1727,9 +1734,9 @@ cdef tuple epoch_of(const Py_ssize_t* spec, floating* params, floating* state,
     Mini-batch plain SGD without momentum takes a layer's forward product and weight step by
     own_gemm (_blas.pxd) where it is built, BLAS runs one thread (blas_one_thread, from the
     Python layer; with more, BLAS's split over them is faster), the layer is the first or a
-    hidden one, and its W fits OWN_GEMM_MAX_BYTES (hold_own_layers), as inference does. own_gemm reads W transposed, so
-    the call holds those layers so in the workspace (WT) and writes them back to params at
-    the end; their delta propagation reads the held W by BLAS. Against BLAS for every layer
+    hidden one, and its W fits OWN_GEMM_MAX_BYTES (hold_own_layers), as inference does.
+    own_gemm reads W transposed, so the call holds those layers so in the workspace (WT) and
+    writes them back to params at the end; their delta propagation reads the held W by BLAS. Against BLAS for every layer
     but the first (which was own_gemm's before), epochs alternating in one process, one
     thread: 784-512-512-10 at batch 128 1.016-1.027x in float32 (512x512 taken; isolated,
     own_gemm ran its two products at 110 GFLOP/s against OpenBLAS's 88 and 97).

@@ -622,9 +622,11 @@ def test_own_gemm_is_taken_only_for_a_layer_within_its_size_limit():
 # members in blocks of 16, the output layer by its inputs (the last hidden layer's units):
 # hidden widths below, at and past a block, and teams with more members than blocks (members
 # that own no unit); several hidden layers; an output layer wider than every hidden one (its
-# partial products the widest); a short last batch; gathered rows or slices; momentum; sample
+# partial products the widest); hidden layers past own_gemm's layer bits (src/_blas.pxd
+# OWN_GEMM_MAX_LAYERS); a short last batch; gathered rows or slices; momentum; sample
 # weights; softmax.
-TEAM_SHAPES = [[20, 40, 3], [30, 16, 1], [9, 17, 33, 5, 2], [5, 100, 70, 4], [6, 40, 90]]
+TEAM_SHAPES = [[20, 40, 3], [30, 16, 1], [9, 17, 33, 5, 2], [5, 100, 70, 4], [6, 40, 90],
+               [9] + [17] * 34 + [3]]
 
 
 @pytest.mark.parametrize("sizes", TEAM_SHAPES, ids=lambda s: "-".join(map(str, s)))
@@ -645,7 +647,7 @@ def test_team_epochs_match_one_thread_and_reference(sizes, team, batch_size, n, 
     for epoch in range(2):
         calls = train_kernels.own_gemm_call_count()
         got = sgd_epoch(net, X, Y, order, batch_size, False, 0.1, momentum, team, weights)
-        # plain SGD's members take their rows of W^(1) by own_gemm where it is built
+        # plain SGD's members take their rows of hidden layers by own_gemm where it is built
         assert (train_kernels.own_gemm_call_count() - calls == 1) == (
             train_kernels.OWN_GEMM and momentum == 0)
         expected = sgd_epoch(alone, X, Y, order, batch_size, False, 0.1, momentum, 1, weights)
